@@ -1,0 +1,133 @@
+"""Mocks standing in for the Pulumi engine and cloud providers during an offline plan.
+
+The mock monitor records what the engine would receive for each resource (type, name,
+parent, inputs, dependencies, provider) so the plan can show it, diff it and check it.
+Providers' computed outputs get plausible, deterministic placeholder values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+
+ACCOUNT_ID = "123456789012"
+SECRET_PLACEHOLDER = "[secret]"
+# The SDK's marker for a secret value in serialised properties.
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+@dataclass
+class RecordedResource:
+    """One resource as the engine would have registered it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    dependencies: list[str] = field(default_factory=list)
+    provider: str = ""
+
+
+def _redact(value: Any) -> Any:
+    """Replace secret-wrapped values with a placeholder so no secret reaches the plan."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG:
+            return SECRET_PLACEHOLDER
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    if value == _UNKNOWN:
+        return "[unknown]"
+    return value
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that also keeps each registration's parent, dependencies and inputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        # The engine leaves the root stack out of its children's type chain.
+        if parent.split("::")[2:3] == ["pulumi:pulumi:Stack"]:
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            raw_inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+            self.recorded.append(
+                RecordedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent,
+                    custom=bool(request.custom),
+                    inputs=_redact(raw_inputs),
+                    dependencies=sorted(set(request.dependencies)),
+                    provider=request.provider,
+                )
+            )
+        return response
+
+
+def _short_hash(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:12]
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Deterministic stand-ins for provider outputs and data-source calls."""
+
+    def __init__(self, region: str = "us-east-1"):
+        self.region = region
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        state = dict(args.inputs)
+        resource_id = args.resource_id or f"{args.name}-{_short_hash(args.typ, args.name)}"
+        if args.typ.startswith("aws:"):
+            service = args.typ.split(":")[1].split("/")[0]
+            state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{args.name}")
+            state.setdefault("name", args.name)
+        if args.typ == "aws:eks/cluster:Cluster":
+            state.setdefault("endpoint", f"https://{_short_hash(args.name).upper()}.gr7.{self.region}.eks.amazonaws.com")
+            state.setdefault("certificateAuthority", {"data": "bW9jay1jYQ=="})
+            state.setdefault("vpcConfig", {}).setdefault("clusterSecurityGroupId", f"sg-{_short_hash(args.name)}")
+            state.setdefault("identities", [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/MOCK"}]}])
+        if args.typ == "aws:ecr/repository:Repository":
+            state.setdefault(
+                "repositoryUrl", f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{state.get('name', args.name)}"
+            )
+        if args.typ == "aws:s3/bucket:Bucket":
+            bucket = state.get("bucket") or f"{args.name}-{_short_hash(args.name)}"
+            state["bucket"] = bucket
+            state["arn"] = f"arn:aws:s3:::{bucket}"
+        if args.typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            state.setdefault("dnsName", f"fs-{_short_hash(args.name)}.fsx.{self.region}.amazonaws.com")
+            state.setdefault("mountName", _short_hash("mount", args.name)[:8])
+        return resource_id, state
+
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{suffix}" for suffix in "abcdef"]
+            return {"names": names, "zoneIds": [f"use1-az{i + 1}" for i in range(6)], "id": self.region}, None
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan", "id": ACCOUNT_ID}, None
+        if args.token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegionPlain"):
+            return {"name": self.region, "region": self.region, "id": self.region}, None
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+        if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {"json": json.dumps(args.args, sort_keys=True), "id": _short_hash(json.dumps(args.args))}, None
+        return {}, None

@@ -1,0 +1,50 @@
+"""Queries over the resources a program registered under mocks, for assertions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from modelplane.plan.mocks import RecordedResource
+
+
+class Registered:
+    """The resources one program registered, in registration order."""
+
+    def __init__(self, resources: list[RecordedResource]):
+        self.resources = resources
+
+    def __iter__(self) -> Iterator[RecordedResource]:
+        return iter(self.resources)
+
+    def __len__(self) -> int:
+        return len(self.resources)
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name: str | None = None) -> RecordedResource:
+        matches = [r for r in self.of_type(type_) if name is None or r.name == name]
+        assert len(matches) == 1, f"expected one {type_} named {name}, found {[r.name for r in matches]}"
+        return matches[0]
+
+    def named(self, name: str) -> RecordedResource:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name}, found {len(matches)}"
+        return matches[0]
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def types(self) -> set[str]:
+        return {r.type for r in self.resources}
+
+
+def dig(value: Any, *path: str | int) -> Any:
+    """value[path[0]][path[1]]..., None where the path does not exist."""
+    for part in path:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
