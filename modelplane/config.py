@@ -294,7 +294,7 @@ def _pool_problems(index: int, pool: GpuNodePoolConfig) -> list[str]:
         problems.append(f"{at}.capacity_reservation_id={pool.capacity_reservation_id!r}: expected 'cr-' and hex digits")
     if pool.capacity_reservation_id and pool.capacity_type is not CapacityType.CAPACITY_BLOCK:
         problems.append(
-            f"{at}.capacity_reservation_id={pool.capacity_reservation_id!r}: only used with capacity_type CAPACITY_BLOCK"
+            f"{at}.capacity_reservation_id={pool.capacity_reservation_id!r}: only with CAPACITY_BLOCK"
         )
     return problems
 

@@ -64,7 +64,7 @@ class RecordingMonitor(MockMonitor):
             parent = ""
         return super().make_urn(parent, type_, name)
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw_inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
@@ -101,10 +101,14 @@ class PlanMocks(pulumi.runtime.Mocks):
             state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{args.name}")
             state.setdefault("name", args.name)
         if args.typ == "aws:eks/cluster:Cluster":
-            state.setdefault("endpoint", f"https://{_short_hash(args.name).upper()}.gr7.{self.region}.eks.amazonaws.com")
+            state.setdefault(
+                "endpoint", f"https://{_short_hash(args.name).upper()}.gr7.{self.region}.eks.amazonaws.com"
+            )
             state.setdefault("certificateAuthority", {"data": "bW9jay1jYQ=="})
             state.setdefault("vpcConfig", {}).setdefault("clusterSecurityGroupId", f"sg-{_short_hash(args.name)}")
-            state.setdefault("identities", [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/MOCK"}]}])
+            state.setdefault(
+                "identities", [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/MOCK"}]}]
+            )
         if args.typ == "aws:ecr/repository:Repository":
             state.setdefault(
                 "repositoryUrl", f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{state.get('name', args.name)}"
