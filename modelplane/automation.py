@@ -1,0 +1,44 @@
+"""`up`, `preview` and `destroy` through the Pulumi Automation API, which drives the Pulumi CLI."""
+
+from __future__ import annotations
+
+import shutil
+from enum import StrEnum
+from pathlib import Path
+
+PULUMI_INSTALL_HINT = (
+    "the Pulumi CLI is not installed (no `pulumi` on PATH): install it "
+    "(https://www.pulumi.com/docs/iac/download-install/), log in to a backend, then run this again; "
+    "`modelplane plan ENV` previews offline without it"
+)
+
+
+class PulumiCliMissing(RuntimeError):
+    pass
+
+
+class Operation(StrEnum):
+    UP = "up"
+    PREVIEW = "preview"
+    DESTROY = "destroy"
+
+
+def require_pulumi_cli() -> str:
+    path = shutil.which("pulumi")
+    if path is None:
+        raise PulumiCliMissing(PULUMI_INSTALL_HINT)
+    return path
+
+
+def run_operation(operation: Operation, environment: str, project_dir: Path) -> None:
+    """Run `operation` on the stack `environment` of the project in `project_dir`, streaming the engine's output."""
+    require_pulumi_cli()
+    from pulumi import automation as auto  # the CLI exists: only now is the Automation API usable
+
+    stack = auto.create_or_select_stack(stack_name=environment, work_dir=str(project_dir))
+    if operation is Operation.UP:
+        stack.up(on_output=print)
+    elif operation is Operation.PREVIEW:
+        stack.preview(on_output=print)
+    else:
+        stack.destroy(on_output=print)

@@ -1,0 +1,118 @@
+"""The `modelplane` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from components.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
+from modelplane.automation import Operation, PulumiCliMissing, run_operation
+from modelplane.config import ConfigError
+from modelplane.plan.diff import diff_plans
+from modelplane.plan.engine import plan_environment, write_plan
+from modelplane.plan.report import counts_table, cost_table, print_diff, resource_tree
+from modelplane.stack_config import environment_from_stack_file, read_stack_file
+
+app = typer.Typer(
+    help="modelplane: a GPU machine-learning platform on AWS, as code.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+PROJECT_DIR = Path.cwd()
+EnvArg = Annotated[str, typer.Argument(help="Environment: the stack name, e.g. dev, staging, prod.")]
+StacksOpt = Annotated[Path, typer.Option("--stacks-dir", help="Folder of the stack program and its config files.")]
+BuildOpt = Annotated[Path, typer.Option("--build-dir", help="Where the plan writes its files.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def plan(
+    environment: EnvArg,
+    diff: Annotated[Path | None, typer.Option("--diff", help="A previous plan.json to compare with.")] = None,
+    stacks_dir: StacksOpt = Path("stacks"),
+    build_dir: BuildOpt = Path("build"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only counts and cost, not the tree.")] = False,
+) -> None:
+    """Preview ENV offline: no Pulumi CLI, no cloud credentials, no network."""
+    old_plan = None
+    if diff is not None:
+        try:
+            old_plan = json.loads(diff.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise _fail(f"--diff {diff}: cannot read a plan.json ({exc})") from None
+    try:
+        result = plan_environment(environment, stacks_dir)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    files = write_plan(result, build_dir)
+    if not quiet:
+        console.print(resource_tree(environment, result.resources))
+    console.print(counts_table(result.resources))
+    console.print(cost_table(result.cost))
+    console.print(f"Wrote {files.plan_json} and {len(files.manifests)} manifests under {files.plan_json.parent}/manifests")
+    if old_plan is not None:
+        print_diff(console, diff_plans(old_plan, result.to_json()))
+
+
+@app.command()
+def validate(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
+    """Check ENV's config and list every problem at once."""
+    try:
+        env = environment_from_stack_file(read_stack_file(environment, stacks_dir))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{environment}: config is valid ({len(env.gpu_node_pools)} GPU node pools, region {env.region})")
+
+
+@app.command()
+def catalog() -> None:
+    """List the GPU instance types modelplane knows, with their on-demand prices."""
+    table = Table(title=f"GPU instance types ({PRICE_SOURCE}, {PRICE_DATE})")
+    for column in ("type", "GPUs", "GPU", "GPU GiB", "vCPUs", "GiB", "EFA", "arch", "$/hour"):
+        table.add_column(column)
+    for t in GPU_INSTANCE_TYPES.values():
+        table.add_row(
+            t.name, str(t.gpus), t.gpu_model, str(t.gpu_memory_gib), str(t.vcpus), str(t.memory_gib),
+            str(t.efa_interfaces), t.architecture.value, f"{t.on_demand_usd_per_hour:.4f}",
+        )
+    console.print(table)
+
+
+def _drive(operation: Operation, environment: str, stacks_dir: Path) -> None:
+    try:
+        environment_from_stack_file(read_stack_file(environment, stacks_dir))
+        run_operation(operation, environment, PROJECT_DIR)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except PulumiCliMissing as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def up(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
+    """Deploy ENV with the Pulumi Automation API (needs the Pulumi CLI and cloud credentials)."""
+    _drive(Operation.UP, environment, stacks_dir)
+
+
+@app.command()
+def preview(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
+    """Preview ENV against its live state with the Pulumi Automation API (needs the Pulumi CLI)."""
+    _drive(Operation.PREVIEW, environment, stacks_dir)
+
+
+@app.command()
+def destroy(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
+    """Destroy ENV's resources with the Pulumi Automation API (needs the Pulumi CLI)."""
+    _drive(Operation.DESTROY, environment, stacks_dir)

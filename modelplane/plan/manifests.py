@@ -1,0 +1,58 @@
+"""Kubernetes objects of a plan, as they would be applied: one YAML document per object."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from modelplane.plan.mocks import RecordedResource
+
+# Types the Kubernetes provider manages that are not objects of the cluster's API.
+_NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:", "kubernetes:yaml")
+
+
+def is_kubernetes_object(resource: RecordedResource) -> bool:
+    return (
+        resource.type.startswith("kubernetes:")
+        and not resource.type.startswith(_NOT_OBJECTS)
+        and "kind" in resource.inputs
+        and "apiVersion" in resource.inputs
+    )
+
+
+def manifest_of(resource: RecordedResource) -> dict[str, Any]:
+    """The object as applied; a missing name is the one Pulumi auto-names from (the resource name)."""
+    manifest = dict(resource.inputs)
+    metadata = dict(manifest.get("metadata") or {})
+    metadata.setdefault("name", resource.name)
+    manifest["metadata"] = metadata
+    ordered = {key: manifest[key] for key in ("apiVersion", "kind", "metadata") if key in manifest}
+    ordered.update({key: value for key, value in manifest.items() if key not in ordered})
+    return ordered
+
+
+def kubernetes_manifests(resources: list[RecordedResource]) -> list[dict[str, Any]]:
+    return [manifest_of(r) for r in resources if is_kubernetes_object(r)]
+
+
+def manifest_filename(manifest: dict[str, Any]) -> str:
+    metadata = manifest["metadata"]
+    parts = [manifest["kind"], metadata.get("namespace", "cluster"), metadata["name"]]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(str(p) for p in parts)).lower() + ".yaml"
+
+
+def write_manifests(manifests: list[dict[str, Any]], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.yaml"):
+        stale.unlink()
+    paths = []
+    for manifest in manifests:
+        path = directory / manifest_filename(manifest)
+        if path.exists():
+            raise ValueError(f"two Kubernetes objects render to {path.name}: kind, namespace and name must be unique")
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        paths.append(path)
+    return paths
