@@ -29,8 +29,8 @@ class GpuInstanceType:
     name: str
     gpus: int
     gpu_model: str
-    gpu_memory_gib: int
-    """Memory of one GPU."""
+    gpu_memory_mib: int
+    """Memory of one GPU, as EC2 reports it."""
     vcpus: int
     memory_gib: int
     efa_interfaces: int
@@ -43,13 +43,17 @@ class GpuInstanceType:
         return self.name.split(".", 1)[0]
 
     @property
+    def gpu_memory_gib(self) -> float:
+        return round(self.gpu_memory_mib / 1024, 1)
+
+    @property
     def supports_efa(self) -> bool:
         return self.efa_interfaces > 0
 
 
 def _family(
     gpu_model: str,
-    gpu_memory_gib: int,
+    gpu_memory_mib: int,
     rows: list[tuple[str, int, int, int, int, float]],
     architecture: CpuArchitecture = CpuArchitecture.X86_64,
 ) -> list[GpuInstanceType]:
@@ -58,7 +62,7 @@ def _family(
             name=name,
             gpus=gpus,
             gpu_model=gpu_model,
-            gpu_memory_gib=gpu_memory_gib,
+            gpu_memory_mib=gpu_memory_mib,
             vcpus=vcpus,
             memory_gib=memory_gib,
             efa_interfaces=efa,
@@ -73,7 +77,7 @@ def _family(
 _CATALOG: list[GpuInstanceType] = [
     *_family(
         "A10G",
-        24,
+        22888,
         [
             ("g5.xlarge", 1, 4, 16, 0, 1.006),
             ("g5.2xlarge", 1, 8, 32, 0, 1.212),
@@ -87,7 +91,7 @@ _CATALOG: list[GpuInstanceType] = [
     ),
     *_family(
         "L4",
-        24,
+        22888,
         [
             ("g6.xlarge", 1, 4, 16, 0, 0.8048),
             ("g6.2xlarge", 1, 8, 32, 0, 0.9776),
@@ -101,7 +105,7 @@ _CATALOG: list[GpuInstanceType] = [
     ),
     *_family(
         "L40S",
-        48,
+        45776,
         [
             ("g6e.xlarge", 1, 4, 32, 0, 1.861),
             ("g6e.2xlarge", 1, 8, 64, 0, 2.242),
@@ -114,8 +118,8 @@ _CATALOG: list[GpuInstanceType] = [
         ],
     ),
     *_family(
-        "T4G",
-        16,
+        "T4g",
+        16384,
         [
             ("g5g.xlarge", 1, 4, 8, 0, 0.42),
             ("g5g.2xlarge", 1, 8, 16, 0, 0.556),
@@ -125,11 +129,11 @@ _CATALOG: list[GpuInstanceType] = [
         ],
         architecture=CpuArchitecture.ARM64,
     ),
-    *_family("A100", 40, [("p4d.24xlarge", 8, 96, 1152, 4, 21.958)]),
-    *_family("A100", 80, [("p4de.24xlarge", 8, 96, 1152, 4, 27.447)]),
-    *_family("H100", 80, [("p5.48xlarge", 8, 192, 2048, 32, 55.040)]),
-    *_family("H200", 141, [("p5e.48xlarge", 8, 192, 2048, 32, 60.000)]),
-    *_family("H200", 141, [("p5en.48xlarge", 8, 192, 2048, 16, 63.296)]),
+    *_family("A100", 40960, [("p4d.24xlarge", 8, 96, 1152, 4, 21.958)]),
+    *_family("A100", 81920, [("p4de.24xlarge", 8, 96, 1152, 4, 27.447)]),
+    *_family("H100", 81920, [("p5.48xlarge", 8, 192, 2048, 32, 55.040)]),
+    *_family("H200", 144384, [("p5e.48xlarge", 8, 192, 2048, 32, 60.000)]),
+    *_family("H200", 144384, [("p5en.48xlarge", 8, 192, 2048, 16, 63.296)]),
 ]
 
 GPU_INSTANCE_TYPES: dict[str, GpuInstanceType] = {t.name: t for t in _CATALOG}

@@ -61,7 +61,9 @@ def plan(
         console.print(resource_tree(environment, result.resources))
     console.print(counts_table(result.resources))
     console.print(cost_table(result.cost))
-    console.print(f"Wrote {files.plan_json} and {len(files.manifests)} manifests under {files.plan_json.parent}/manifests")
+    console.print(
+        f"Wrote {files.plan_json} and {len(files.manifests)} manifests under {files.plan_json.parent}/manifests"
+    )
     if old_plan is not None:
         print_diff(console, diff_plans(old_plan, result.to_json()))
 
@@ -84,8 +86,15 @@ def catalog() -> None:
         table.add_column(column)
     for t in GPU_INSTANCE_TYPES.values():
         table.add_row(
-            t.name, str(t.gpus), t.gpu_model, str(t.gpu_memory_gib), str(t.vcpus), str(t.memory_gib),
-            str(t.efa_interfaces), t.architecture.value, f"{t.on_demand_usd_per_hour:.4f}",
+            t.name,
+            str(t.gpus),
+            t.gpu_model,
+            f"{t.gpu_memory_gib:g}",
+            str(t.vcpus),
+            str(t.memory_gib),
+            str(t.efa_interfaces),
+            t.architecture.value,
+            f"{t.on_demand_usd_per_hour:.4f}",
         )
     console.print(table)
 

@@ -293,9 +293,7 @@ def _pool_problems(index: int, pool: GpuNodePoolConfig) -> list[str]:
     if pool.capacity_reservation_id and not re.match(r"^cr-[0-9a-f]{8,17}$", pool.capacity_reservation_id):
         problems.append(f"{at}.capacity_reservation_id={pool.capacity_reservation_id!r}: expected 'cr-' and hex digits")
     if pool.capacity_reservation_id and pool.capacity_type is not CapacityType.CAPACITY_BLOCK:
-        problems.append(
-            f"{at}.capacity_reservation_id={pool.capacity_reservation_id!r}: only with CAPACITY_BLOCK"
-        )
+        problems.append(f"{at}.capacity_reservation_id={pool.capacity_reservation_id!r}: only with CAPACITY_BLOCK")
     return problems
 
 

@@ -35,10 +35,7 @@ class StackFile:
 
     def engine_config(self) -> dict[str, str]:
         """Config as the engine passes it: every value a string, objects as JSON."""
-        return {
-            key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in self.values.items()
-        }
+        return {key: value if isinstance(value, str) else json.dumps(value) for key, value in self.values.items()}
 
 
 def _plan_value(key: str, value: Any, secret_keys: list[str]) -> Any:
@@ -53,9 +50,7 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
     path = stacks_dir / f"Pulumi.{environment}.yaml"
     if not path.is_file():
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
-        raise ConfigError(
-            environment, [f"{path}: no such stack file; environments: {', '.join(known) or 'none'}"]
-        )
+        raise ConfigError(environment, [f"{path}: no such stack file; environments: {', '.join(known) or 'none'}"])
     try:
         document = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -73,7 +68,10 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
     if unknown:
         raise ConfigError(
             environment,
-            [f"{key}: unknown config key; known: {', '.join(f'{CONFIG_NAMESPACE}:{s}' for s in SECTIONS)}" for key in unknown],
+            [
+                f"{key}: unknown config key; known: {', '.join(f'{CONFIG_NAMESPACE}:{s}' for s in SECTIONS)}"
+                for key in unknown
+            ],
         )
     return StackFile(environment, path, values, secret_keys)
 

@@ -34,10 +34,7 @@ class CostReport:
 
     @property
     def within_budget(self) -> bool:
-        return (
-            self.total_max_gpus <= self.budget_max_gpus
-            and self.total_max_monthly_usd <= self.budget_max_monthly_usd
-        )
+        return self.total_max_gpus <= self.budget_max_gpus and self.total_max_monthly_usd <= self.budget_max_monthly_usd
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "within_budget": self.within_budget}

@@ -47,7 +47,9 @@ def input_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[InputChange
         old_value, new_value = before.get(path, _ABSENT), after.get(path, _ABSENT)
         if old_value != new_value:
             changes.append(
-                InputChange(path, None if old_value is _ABSENT else old_value, None if new_value is _ABSENT else new_value)
+                InputChange(
+                    path, None if old_value is _ABSENT else old_value, None if new_value is _ABSENT else new_value
+                )
             )
     return tuple(changes)
 

@@ -55,7 +55,14 @@ def cost_table(cost: CostReport) -> Table:
         )
     verdict = "[green]within budget[/green]" if cost.within_budget else "[red]OVER BUDGET[/red]"
     table.add_row(
-        "[bold]total[/bold]", "", "", "", "", "", f"[bold]{cost.total_max_gpus}[/bold]", "",
+        "[bold]total[/bold]",
+        "",
+        "",
+        "",
+        "",
+        "",
+        f"[bold]{cost.total_max_gpus}[/bold]",
+        "",
         f"[bold]{cost.total_max_monthly_usd:,.2f}[/bold]",
     )
     table.add_row(
@@ -74,6 +81,4 @@ def print_diff(console: Console, changes: list[ResourceChange]) -> None:
         for item in change.changes:
             console.print(f"      {item.path}: {item.old!r} -> {item.new!r}")
     counts = Counter(c.action for c in changes)
-    console.print(
-        f"Plan: {counts['create']} to add, {counts['update']} to change, {counts['delete']} to destroy."
-    )
+    console.print(f"Plan: {counts['create']} to add, {counts['update']} to change, {counts['delete']} to destroy.")

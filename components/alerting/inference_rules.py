@@ -1,0 +1,216 @@
+"""Alerts on one model inference service against its objectives, from the metrics the server exports.
+
+The server exports exactly the metrics in `INFERENCE_METRICS`. It does not set `service`: the
+scrape does (a ServiceMonitor labels every series with the Kubernetes Service's name, which is the
+inference service's name); a `service` label set by the server would arrive as `exported_service`.
+The Deployment is named after the service too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.alerting.rules import (
+    AlertRule,
+    MetricKind,
+    MetricSpec,
+    RecordingRule,
+    RuleGroup,
+    Severity,
+    check_kubernetes_name,
+    promql_number,
+    runbook_url,
+)
+
+INFERENCE_METRICS: dict[str, MetricSpec] = {
+    "modelplane_inference_requests_total": MetricSpec(
+        MetricKind.COUNTER,
+        "Inference requests answered, by model and HTTP status code.",
+        ("model", "code"),
+    ),
+    "modelplane_inference_request_duration_seconds": MetricSpec(
+        MetricKind.HISTOGRAM,
+        "Time from receiving an inference request to sending its response.",
+        ("model",),
+    ),
+    "modelplane_inference_queue_depth": MetricSpec(
+        MetricKind.GAUGE,
+        "Requests waiting for a model worker.",
+        ("model",),
+    ),
+}
+
+ERROR_RATIO_RECORD = "service:modelplane_inference_errors:ratio_rate{window}"
+
+
+@dataclass(frozen=True)
+class BurnRateWindow:
+    """Fire when the error budget burns `factor` times too fast over both windows (SRE workbook, ch. 5)."""
+
+    long: str
+    short: str
+    factor: float
+
+
+# Page when 2% of a 30-day budget goes in 1h or 5% in 6h; ticket when 10% goes in 3 days.
+FAST_BURN = (BurnRateWindow("1h", "5m", 14.4), BurnRateWindow("6h", "30m", 6))
+SLOW_BURN = (BurnRateWindow("1d", "2h", 3), BurnRateWindow("3d", "6h", 1))
+
+
+@dataclass(frozen=True)
+class InferenceObjectives:
+    p99_latency_seconds: float
+    """99% of requests answered within this."""
+    max_queue_size: int
+    """The server's request queue capacity; requests beyond it are rejected."""
+    availability: float = 0.999
+    """Share of requests answered without a 5xx over 30 days."""
+    queue_saturation_fraction: float = 0.8
+    """Alert when the queue is fuller than this share of `max_queue_size`."""
+    model_error_ratio: float = 0.05
+    """Alert when one model's 5xx share exceeds this over 5 minutes; a rarely used model can fail
+    completely without burning the service's budget."""
+
+    def __post_init__(self) -> None:
+        if self.p99_latency_seconds <= 0:
+            raise ValueError(f"p99_latency_seconds={self.p99_latency_seconds}: must be above 0, e.g. 0.5")
+        if self.max_queue_size < 1:
+            raise ValueError(f"max_queue_size={self.max_queue_size}: must be at least 1")
+        if not 0 < self.availability < 1:
+            raise ValueError(f"availability={self.availability}: must be between 0 and 1, e.g. 0.999")
+        if not 0 < self.queue_saturation_fraction <= 1:
+            raise ValueError(f"queue_saturation_fraction={self.queue_saturation_fraction}: must be in (0, 1]")
+        if not 0 < self.model_error_ratio < 1:
+            raise ValueError(f"model_error_ratio={self.model_error_ratio}: must be between 0 and 1, e.g. 0.05")
+
+
+def inference_rules(service: str, objectives: InferenceObjectives) -> tuple[RuleGroup, RuleGroup]:
+    """The service's error ratio recording rules, then its alerts (which read those recordings)."""
+    check_kubernetes_name("service", service)
+    return _error_ratio_recordings(service), _inference_alerts(service, objectives)
+
+
+def _error_ratio(service: str, window: str, by: str) -> str:
+    requests = f'modelplane_inference_requests_total{{service="{service}"'
+    errors = f'sum by ({by}) (rate({requests},code=~"5.."}}[{window}]))'
+    return f"{errors} / sum by ({by}) (rate({requests}}}[{window}]))"
+
+
+def _error_ratio_recordings(service: str) -> RuleGroup:
+    windows = sorted({w for burn in FAST_BURN + SLOW_BURN for w in (burn.long, burn.short)}, key=_seconds)
+    recordings = tuple(
+        RecordingRule(record=ERROR_RATIO_RECORD.format(window=window), expr=_error_ratio(service, window, "service"))
+        for window in windows
+    )
+    return RuleGroup(name=f"modelplane-inference-{service}-error-ratios", rules=recordings)
+
+
+def _seconds(duration: str) -> int:
+    units = {"m": 60, "h": 3600, "d": 86400}
+    return int(duration[:-1]) * units[duration[-1]]
+
+
+def _burn_expr(service: str, windows: tuple[BurnRateWindow, ...], error_budget: str) -> str:
+    def over(window: str, factor: float) -> str:
+        record = ERROR_RATIO_RECORD.format(window=window)
+        return f'{record}{{service="{service}"}} > ({promql_number(factor)} * {error_budget})'
+
+    return " or ".join(f"({over(w.long, w.factor)} and {over(w.short, w.factor)})" for w in windows)
+
+
+def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGroup:
+    error_budget = promql_number(1 - objectives.availability)
+    objective_text = f"{promql_number(objectives.availability * 100)}% availability objective"
+    durations = f'modelplane_inference_request_duration_seconds_bucket{{service="{service}"}}'
+    deployment = f'{{deployment="{service}"}}'
+    queue_limit = promql_number(objectives.queue_saturation_fraction)
+    rules = (
+        AlertRule(
+            alert="InferenceLatencyHigh",
+            expr=(
+                f"histogram_quantile(0.99, sum by (service, model, le) (rate({durations}[5m])))"
+                f" > {promql_number(objectives.p99_latency_seconds)}"
+            ),
+            for_="10m",
+            severity=Severity.WARNING,
+            summary=(
+                "{{ $labels.service }}/{{ $labels.model }} p99 latency is {{ $value | humanizeDuration }}, "
+                f"objective {promql_number(objectives.p99_latency_seconds)}s"
+            ),
+            description=(
+                "Requests wait longer than promised. Check queue depth and GPU utilization: a saturated "
+                "service needs more replicas; an idle one with slow answers points at the model or its batching."
+            ),
+            runbook_url=runbook_url("InferenceLatencyHigh"),
+        ),
+        AlertRule(
+            alert="InferenceErrorBudgetFastBurn",
+            expr=_burn_expr(service, FAST_BURN, error_budget),
+            for_="0s",
+            severity=Severity.CRITICAL,
+            summary=f"{service} burns its error budget fast: the {objective_text} is at risk within hours",
+            description=(
+                "5xx responses run at over 6 times the rate the objective allows, over both a long and a short "
+                "window. Roll back the last change or shed load; the server's logs name the failing model."
+            ),
+            runbook_url=runbook_url("InferenceErrorBudgetFastBurn"),
+        ),
+        AlertRule(
+            alert="InferenceErrorBudgetSlowBurn",
+            expr=_burn_expr(service, SLOW_BURN, error_budget),
+            for_="0s",
+            severity=Severity.WARNING,
+            summary=f"{service} burns its error budget steadily: the {objective_text} is at risk within days",
+            description=(
+                "5xx responses run above the rate the objective allows for a day or more. Find the failing "
+                "requests in the server's logs and fix them before the budget is spent."
+            ),
+            runbook_url=runbook_url("InferenceErrorBudgetSlowBurn"),
+        ),
+        AlertRule(
+            alert="InferenceModelErrorRatioHigh",
+            expr=f"{_error_ratio(service, '5m', 'service, model')} > {promql_number(objectives.model_error_ratio)}",
+            for_="5m",
+            severity=Severity.WARNING,
+            summary="{{ $labels.service }}/{{ $labels.model }} answers {{ $value | humanizePercentage }} with 5xx",
+            description=(
+                "One model fails far more often than the service as a whole: a bad model artifact, "
+                "an out-of-memory worker, or a request shape it cannot handle. Check the model's load logs."
+            ),
+            runbook_url=runbook_url("InferenceModelErrorRatioHigh"),
+        ),
+        AlertRule(
+            alert="InferenceNoReadyReplicas",
+            # A Deployment scaled to zero on purpose has no replicas to miss.
+            expr=(
+                f"kube_deployment_status_replicas_available{deployment} == 0"
+                f" and on(namespace, deployment) kube_deployment_spec_replicas{deployment} > 0"
+            ),
+            for_="5m",
+            severity=Severity.CRITICAL,
+            summary=f"{service} has no ready replicas",
+            description=(
+                "Every request to the service fails. Look at the pods' events: Pending means no GPU node "
+                "could be had, CrashLoopBackOff means the server or its model fails to start."
+            ),
+            runbook_url=runbook_url("InferenceNoReadyReplicas"),
+            labels={"service": service},
+        ),
+        AlertRule(
+            alert="InferenceQueueSaturated",
+            expr=(
+                f'modelplane_inference_queue_depth{{service="{service}"}} / {objectives.max_queue_size}'
+                f" > {queue_limit}"
+            ),
+            for_="5m",
+            severity=Severity.WARNING,
+            summary="{{ $labels.service }}/{{ $labels.model }} queue is {{ $value | humanizePercentage }} full",
+            description=(
+                f"The request queue stayed above {promql_number(objectives.queue_saturation_fraction * 100)}% of "
+                f"its {objectives.max_queue_size} slots; once full, requests are rejected. Add replicas or "
+                "raise the autoscaler's maximum."
+            ),
+            runbook_url=runbook_url("InferenceQueueSaturated"),
+        ),
+    )
+    return RuleGroup(name=f"modelplane-inference-{service}", rules=rules)

@@ -1,0 +1,124 @@
+"""Decisions for GPU (and system) nodes: AMI type, taint, labels and launch template settings.
+
+Plain data tested without Pulumi, as pulumi-eks keeps its GPU AMI table; the node pool
+components wire the results into EKS node groups and EC2 launch templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+from components.gpu_catalog import CpuArchitecture, GpuInstanceType, gpu_instance_type
+from modelplane.config import AmiFamily, CapacityType
+
+SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
+_GPU_AMI_TYPES: dict[tuple[CpuArchitecture, AmiFamily], str] = {
+    (CpuArchitecture.X86_64, AmiFamily.AL2023): "AL2023_x86_64_NVIDIA",
+    (CpuArchitecture.X86_64, AmiFamily.BOTTLEROCKET): "BOTTLEROCKET_x86_64_NVIDIA",
+    (CpuArchitecture.ARM64, AmiFamily.AL2023): "AL2023_ARM_64_NVIDIA",
+    (CpuArchitecture.ARM64, AmiFamily.BOTTLEROCKET): "BOTTLEROCKET_ARM_64_NVIDIA",
+}
+
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_TAINT_VALUE = "true"
+GPU_TAINT_EFFECT = "NoSchedule"
+"""The Kubernetes spelling, for tolerations."""
+GPU_TAINT: dict[str, str] = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NO_SCHEDULE"}
+"""The EKS API spelling, for node groups: only pods tolerating it land on (and pay for) GPU nodes."""
+
+POOL_LABEL = "modelplane.io/pool"
+GPU_MODEL_LABEL = "modelplane.io/gpu-model"
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+SYSTEM_POOL_NAME = "system"
+
+IMDS_HOP_LIMIT = 2
+"""2, not 1: pods on the node network (aws-node, EBS CSI) still reach IMDS; IMDSv2 stays required."""
+# AL2023 boots from /dev/xvda; Bottlerocket keeps its OS on /dev/xvda and images and pod data on /dev/xvdb.
+_DATA_DEVICE = {AmiFamily.AL2023: "/dev/xvda", AmiFamily.BOTTLEROCKET: "/dev/xvdb"}
+
+
+def ami_type_for(instance_type: str, ami_family: AmiFamily = AmiFamily.AL2023) -> str:
+    """The EKS AMI type with NVIDIA drivers for the instance type's CPU architecture."""
+    architecture = gpu_instance_type(instance_type).architecture
+    return _GPU_AMI_TYPES[(architecture, AmiFamily(ami_family))]
+
+
+def gpu_toleration() -> dict[str, str]:
+    """The toleration (Kubernetes spelling) GPU workloads need for the GPU taint."""
+    return {"key": GPU_TAINT_KEY, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
+
+
+def gpu_node_labels(
+    pool_name: str, instance: GpuInstanceType, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Labels workloads select GPU nodes by; `extra` may not redefine them."""
+    labels = {GPU_PRESENT_LABEL: "true", POOL_LABEL: pool_name, GPU_MODEL_LABEL: instance.gpu_model}
+    clashes = sorted(set(labels) & set(extra or {}))
+    if clashes:
+        raise ValueError(f"labels={dict(extra or {})!r}: {', '.join(clashes)} set by modelplane; remove them")
+    return {**(extra or {}), **labels}
+
+
+def metadata_options() -> dict[str, Any]:
+    """IMDSv2 only: a stolen IMDSv1 request cannot fetch the node role's credentials."""
+    return {
+        "http_endpoint": "enabled",
+        "http_tokens": "required",
+        "http_put_response_hop_limit": IMDS_HOP_LIMIT,
+    }
+
+
+def block_device_mappings(ami_family: AmiFamily, disk_size_gib: int) -> list[dict[str, Any]]:
+    """One encrypted gp3 volume holding container images and pod data, sized from config."""
+    return [
+        {
+            "device_name": _DATA_DEVICE[AmiFamily(ami_family)],
+            "ebs": {
+                "volume_size": disk_size_gib,
+                "volume_type": "gp3",
+                "encrypted": "true",
+                "delete_on_termination": "true",
+            },
+        }
+    ]
+
+
+def efa_network_interfaces(
+    instance: GpuInstanceType, security_group_ids: Sequence[pulumi.Input[str]]
+) -> list[dict[str, Any]]:
+    """One EFA interface per network card the type has; the first is the primary interface."""
+    if not instance.supports_efa:
+        raise ValueError(f"efa=True: {instance.name} has no EFA")
+    return [
+        {
+            "device_index": 0 if card == 0 else 1,
+            "network_card_index": card,
+            "interface_type": "efa",
+            "delete_on_termination": "true",
+            "security_groups": list(security_group_ids),
+        }
+        for card in range(instance.efa_interfaces)
+    ]
+
+
+def uses_placement_group(efa: bool, capacity_type: CapacityType) -> bool:
+    """EFA pools pack nodes in a cluster placement group, except capacity blocks: AWS already
+    places those, and a placement group makes their launches fail for insufficient capacity."""
+    return efa and CapacityType(capacity_type) is not CapacityType.CAPACITY_BLOCK
+
+
+def capacity_block_options(capacity_type: CapacityType, reservation_id: str | None) -> dict[str, Any]:
+    """Launch template settings that launch into a capacity block; none for other capacity types."""
+    if CapacityType(capacity_type) is not CapacityType.CAPACITY_BLOCK:
+        return {}
+    if not reservation_id:
+        raise ValueError("capacity_reservation_id=None: CAPACITY_BLOCK needs the capacity block's id (cr-...)")
+    return {
+        "instance_market_options": {"market_type": "capacity-block"},
+        "capacity_reservation_specification": {
+            "capacity_reservation_target": {"capacity_reservation_id": reservation_id}
+        },
+    }

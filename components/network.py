@@ -1,0 +1,159 @@
+"""The VPC an EKS cluster lives in: public and private subnets per AZ, internet and NAT egress."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components.subnet_plan import (
+    MAX_AZ_COUNT,
+    nat_gateway_azs,
+    nat_gateway_for,
+    plan_subnets,
+    private_subnet_tags,
+    public_subnet_tags,
+)
+from modelplane.config import NatGateways
+
+DEFAULT_CIDR = "10.0.0.0/16"
+DEFAULT_AZ_COUNT = 3
+MIN_AZ_COUNT = 2
+
+
+class NetworkArgs(TypedDict):
+    cluster_name: str
+    """The EKS cluster using the subnets; plain, as it is part of tag keys."""
+    cidr: NotRequired[str]
+    """VPC CIDR, /16 to /20; default 10.0.0.0/16."""
+    az_count: NotRequired[int]
+    """Availability zones to span, 2 to 6 (EKS needs 2); default 3."""
+    nat_gateways: NotRequired[NatGateways]
+    """NAT gateway per AZ (default, survives an AZ outage) or a single one (cheaper)."""
+    tags: NotRequired[Mapping[str, str]]
+    """Tags for every resource."""
+
+
+def _zone_name(names: Sequence[str], index: int, az_count: int) -> str:
+    if index >= len(names):
+        raise ValueError(f"az_count={az_count}: the region has only {len(names)} available AZs; lower az_count")
+    return names[index]
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: pulumi.Output[list[str]]
+    private_subnet_ids: pulumi.Output[list[str]]
+    availability_zones: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("modelplane:network:Network", name, {}, opts)
+        cluster_name = args["cluster_name"]
+        az_count = args.get("az_count", DEFAULT_AZ_COUNT)
+        if not MIN_AZ_COUNT <= az_count <= MAX_AZ_COUNT:
+            raise ValueError(f"Network {name!r}: az_count={az_count}: must be {MIN_AZ_COUNT} to {MAX_AZ_COUNT}")
+        nat_mode = NatGateways(args.get("nat_gateways", NatGateways.PER_AZ))
+        layout = plan_subnets(args.get("cidr", DEFAULT_CIDR), az_count)
+        tags = dict(args.get("tags", {}))
+        child = pulumi.ResourceOptions(parent=self)
+
+        def tagged(role: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+            return {**tags, **(extra or {}), "Name": f"{cluster_name}-{role}"}
+
+        zone_names = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self))
+        zones = [
+            zone_names.names.apply(functools.partial(_zone_name, index=i, az_count=az_count)) for i in range(az_count)
+        ]
+
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=args.get("cidr", DEFAULT_CIDR),
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags=tagged("vpc"),
+            opts=child,
+        )
+        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tagged("igw"), opts=child)
+
+        public_subnets = [
+            aws.ec2.Subnet(
+                f"{name}-public-{az.az_index}",
+                vpc_id=vpc.id,
+                cidr_block=az.public_cidr,
+                availability_zone=zones[az.az_index],
+                tags=tagged(f"public-{az.az_index}", public_subnet_tags(cluster_name)),
+                opts=child,
+            )
+            for az in layout
+        ]
+        private_subnets = [
+            aws.ec2.Subnet(
+                f"{name}-private-{az.az_index}",
+                vpc_id=vpc.id,
+                cidr_block=az.private_cidr,
+                availability_zone=zones[az.az_index],
+                tags=tagged(f"private-{az.az_index}", private_subnet_tags(cluster_name)),
+                opts=child,
+            )
+            for az in layout
+        ]
+
+        public_routes = aws.ec2.RouteTable(f"{name}-public-rt", vpc_id=vpc.id, tags=tagged("public"), opts=child)
+        aws.ec2.Route(
+            f"{name}-public-default",
+            route_table_id=public_routes.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway.id,
+            opts=child,
+        )
+        for index, subnet in enumerate(public_subnets):
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-rta-{index}", route_table_id=public_routes.id, subnet_id=subnet.id, opts=child
+            )
+
+        nat_gateways = []
+        for az_index in nat_gateway_azs(az_count, nat_mode):
+            address = aws.ec2.Eip(
+                f"{name}-nat-eip-{az_index}", domain="vpc", tags=tagged(f"nat-{az_index}"), opts=child
+            )
+            nat_gateways.append(
+                aws.ec2.NatGateway(
+                    f"{name}-nat-{az_index}",
+                    allocation_id=address.id,
+                    subnet_id=public_subnets[az_index].id,
+                    tags=tagged(f"nat-{az_index}"),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+                )
+            )
+
+        # One private route table per AZ, so switching to per-AZ NAT only changes routes.
+        for index, subnet in enumerate(private_subnets):
+            routes = aws.ec2.RouteTable(
+                f"{name}-private-rt-{index}", vpc_id=vpc.id, tags=tagged(f"private-{index}"), opts=child
+            )
+            aws.ec2.Route(
+                f"{name}-private-default-{index}",
+                route_table_id=routes.id,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=nat_gateways[nat_gateway_for(index, nat_mode)].id,
+                opts=child,
+            )
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-rta-{index}", route_table_id=routes.id, subnet_id=subnet.id, opts=child
+            )
+
+        self.vpc_id = vpc.id
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.availability_zones = pulumi.Output.all(*zones)
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "public_subnet_ids": self.public_subnet_ids,
+                "private_subnet_ids": self.private_subnet_ids,
+                "availability_zones": self.availability_zones,
+            }
+        )

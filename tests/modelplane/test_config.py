@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from modelplane.config import ConfigError, EnvironmentConfig, parse_environment
+
+
+def sections(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "gpu_node_pools": [{"name": "gpu-small", "instance_type": "g6.xlarge", "max_size": 2}],
+        "budget": {"max_gpus": 8, "max_monthly_gpu_cost_usd": 10_000},
+    }
+    base.update(overrides)
+    return base
+
+
+def problems_of(raw: dict[str, Any], region: str | None = "us-east-1") -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("dev", region, raw)
+    return caught.value.problems
+
+
+def test_valid_config_parses_with_secure_defaults() -> None:
+    env = parse_environment("dev", "us-east-1", sections())
+    assert isinstance(env, EnvironmentConfig)
+    assert env.cluster.endpoint_access == "private"
+    assert env.network.nat_gateways == "per_az"
+    assert env.storage.force_destroy is False
+    assert set(env.cluster.control_plane_logging) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+    assert env.gpu_pool("gpu-small").instance_type == "g6.xlarge"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            sections(
+                gpu_node_pools=[{"name": "a", "instance_type": "g6.xlarge"}, {"name": "b", "instance_type": "p9.huge"}]
+            ),
+            "gpu_node_pools[1].instance_type='p9.huge': unknown GPU instance type; known: g5.12xlarge",
+        ),
+        (sections(gpu_node_pools=[{"name": "Bad_Name"}]), "gpu_node_pools[0].name='Bad_Name': must be a DNS label"),
+        (
+            sections(gpu_node_pools=[{"name": "a", "min_size": 3, "max_size": 1}]),
+            "gpu_node_pools[0].max_size=1: must be at least min_size (3)",
+        ),
+        (
+            sections(gpu_node_pools=[{"name": "a", "min_size": 0, "max_size": 2, "desired_size": 5}]),
+            "gpu_node_pools[0].desired_size=5: must lie within min_size..max_size (0..2)",
+        ),
+        (
+            sections(gpu_node_pools=[{"name": "a", "instance_type": "g6.xlarge", "efa": True}]),
+            "gpu_node_pools[0].efa=True: g6.xlarge has no EFA; use one of",
+        ),
+        (
+            sections(gpu_node_pools=[{"name": "a", "instance_type": "p5.48xlarge", "capacity_type": "CAPACITY_BLOCK"}]),
+            "gpu_node_pools[0].capacity_reservation_id=None: CAPACITY_BLOCK needs",
+        ),
+        (
+            sections(gpu_node_pools=[{"name": "a", "capacity_reservation_id": "cr-0123456789abcdef0"}]),
+            "only with CAPACITY_BLOCK",
+        ),
+        (
+            sections(
+                gpu_node_pools=[
+                    {
+                        "name": "a",
+                        "instance_type": "p5.48xlarge",
+                        "capacity_type": "CAPACITY_BLOCK",
+                        "capacity_reservation_id": "nope",
+                    }
+                ]
+            ),
+            "capacity_reservation_id='nope': expected 'cr-'",
+        ),
+        (sections(gpu_node_pools=[{"name": "a"}, {"name": "a"}]), "gpu_node_pools[1].name='a': already used"),
+        (
+            sections(gpu_node_pools=[{"name": "a", "capacity_type": "RESERVED"}]),
+            "gpu_node_pools[0].capacity_type='RESERVED'",
+        ),
+        (sections(network={"cidr": "10.0.0.0/8"}), "network.cidr='10.0.0.0/8': prefix must be /16 to /20"),
+        (sections(network={"cidr": "not-a-cidr"}), "network.cidr='not-a-cidr': not an IPv4 network"),
+        (sections(network={"az_count": 1}), "network.az_count=1:"),
+        (sections(network={"nat_gateways": "none"}), "network.nat_gateways='none'"),
+        (sections(cluster={"kubernetes_version": "1.20"}), "cluster.kubernetes_version='1.20': unsupported"),
+        (
+            sections(cluster={"endpoint_access": "public_and_private"}),
+            "cluster.public_access_cidrs=[]: a public endpoint",
+        ),
+        (
+            sections(cluster={"endpoint_access": "public_and_private", "public_access_cidrs": ["0.0.0.0/0"]}),
+            "opens the API server to the internet",
+        ),
+        (sections(cluster={"control_plane_logging": ["api", "everything"]}), "unknown log types ['everything']"),
+        (sections(cluster={"admin_role_arns": ["admin"]}), "'admin' is not an IAM role ARN"),
+        (sections(system_node_pool={"min_size": 3, "max_size": 2}), "system_node_pool.max_size=2: must be at least"),
+        (sections(storage={"fsx": {"storage_capacity_gib": 1000}}), "storage.fsx.storage_capacity_gib=1000"),
+        (sections(storage={"fsx": {"throughput_per_tib": 300}}), "storage.fsx.throughput_per_tib=300"),
+        (sections(registries={"repositories": ["Trainer"]}), "'Trainer' is not a valid ECR repository name"),
+        (sections(registries={"repositories": ["a", "a"]}), "repository names must be unique"),
+        (
+            sections(budget={"max_gpus": 1, "max_monthly_gpu_cost_usd": 10_000}),
+            "budget.max_gpus=1: the GPU pools reach 2",
+        ),
+        (sections(budget={"max_gpus": 8, "max_monthly_gpu_cost_usd": 100}), "budget.max_monthly_gpu_cost_usd=100"),
+        ({"gpu_node_pools": []}, "budget: required; set modelplane:budget"),
+        (sections(clutser={}), "clutser: unknown key"),
+        (sections(gpu_node_pools=[{"name": "a", "usd_per_hour": -1}]), "gpu_node_pools[0].usd_per_hour=-1"),
+    ],
+)
+def test_each_rule_names_path_value_and_fix(raw: dict[str, Any], expected: str) -> None:
+    problems = problems_of(raw)
+    assert any(expected in p for p in problems), problems
+
+
+def test_missing_region_is_reported() -> None:
+    assert any(p.startswith("aws:region: required") for p in problems_of(sections(), region=None))
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    raw = sections(
+        network={"cidr": "10.0.0.0/8"},
+        cluster={"kubernetes_version": "0.1"},
+        gpu_node_pools=[
+            {"name": "ok", "instance_type": "g6.xlarge", "min_size": 3, "max_size": 1},
+            {"name": "bad", "instance_type": "p9.huge"},
+        ],
+    )
+    problems = problems_of(raw)
+    joined = "\n".join(problems)
+    assert "network.cidr" in joined
+    assert "cluster.kubernetes_version" in joined
+    assert "gpu_node_pools[0].max_size=1" in joined
+    assert "gpu_node_pools[1].instance_type='p9.huge'" in joined
+    assert len(problems) == 4
+
+
+def test_config_error_message_lists_problems() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("prod", "us-east-1", sections(network={"az_count": 9}))
+    assert str(caught.value).startswith("environment 'prod': 1 config problem(s):")
+
+
+def test_unknown_pool_lookup_names_known_pools() -> None:
+    env = parse_environment("dev", "us-east-1", sections())
+    with pytest.raises(KeyError, match="pools: gpu-small"):
+        env.gpu_pool("missing")
