@@ -14,7 +14,7 @@ import yaml
 from modelplane.config import CONTROL_PLANE_LOG_TYPES, EndpointAccess
 
 DEFAULT_KUBERNETES_VERSION = "1.33"
-CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = (
     "AmazonEKSWorkerNodePolicy",
@@ -179,7 +179,9 @@ class EksCluster(pulumi.ComponentResource):
                 f"{name}-admin-{index}-policy",
                 cluster_name=cluster.name,
                 principal_arn=entry.principal_arn,
-                policy_arn=CLUSTER_ADMIN_POLICY,
+                policy_arn=partition.apply(
+                    lambda p: f"arn:{p}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_ACCESS_POLICY}"
+                ),
                 access_scope={"type": "cluster"},
                 opts=child,
             )

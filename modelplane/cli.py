@@ -15,7 +15,7 @@ from modelplane.automation import Operation, PulumiCliMissing, run_operation
 from modelplane.config import ConfigError
 from modelplane.plan.diff import diff_plans
 from modelplane.plan.engine import plan_environment, write_plan
-from modelplane.plan.report import counts_table, cost_table, print_diff, resource_tree
+from modelplane.plan.report import cost_table, counts_table, print_diff, resource_tree
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
 
 app = typer.Typer(

@@ -29,7 +29,7 @@ def manifest_of(resource: RecordedResource) -> dict[str, Any]:
     metadata = dict(manifest.get("metadata") or {})
     metadata.setdefault("name", resource.name)
     manifest["metadata"] = metadata
-    ordered = {key: manifest[key] for key in ("apiVersion", "kind", "metadata") if key in manifest}
+    ordered: dict[str, Any] = {key: manifest[key] for key in ("apiVersion", "kind", "metadata") if key in manifest}
     ordered.update({key: value for key, value in manifest.items() if key not in ordered})
     return ordered
 
