@@ -15,7 +15,9 @@ CHECKPOINT_PREFIX = "checkpoints/"
 ABORT_INCOMPLETE_UPLOAD_DAYS = 7
 POLICY_VERSION = "2012-10-17"
 # FSx creates one service-linked role per linked file system, named after the file system.
-FSX_S3_ACCESS_ROLE_PATTERN = "role/aws-service-role/s3.data-source.lustre.fsx.amazonaws.com/AWSServiceRoleForFSxS3Access_*"
+FSX_S3_ACCESS_ROLE_PATTERN = (
+    "role/aws-service-role/s3.data-source.lustre.fsx.amazonaws.com/AWSServiceRoleForFSxS3Access_*"
+)
 
 
 def _require_days(input_name: str, days: int) -> None:

@@ -45,7 +45,9 @@ def repository_names(name_prefix: str, repositories: Sequence[str]) -> dict[str,
             )
     duplicates = sorted({r for r in repositories if list(repositories).count(r) > 1})
     if duplicates:
-        raise ValueError(f"repositories={list(repositories)!r}: {', '.join(duplicates)} listed twice; names must be unique")
+        raise ValueError(
+            f"repositories={list(repositories)!r}: {', '.join(duplicates)} listed twice; names must be unique"
+        )
     return {repository: f"{name_prefix}/{repository}" for repository in repositories}
 
 

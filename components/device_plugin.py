@@ -48,6 +48,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
     """A pinned Helm release of the NVIDIA device plugin; pass the cluster's Kubernetes provider through opts."""
 
     namespace: pulumi.Output[str]
+    """Namespace the plugin runs in, once the release is deployed."""
     release_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: NvidiaDevicePluginArgs, opts: pulumi.ResourceOptions | None = None):
@@ -57,10 +58,14 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             raise ValueError(f"gpu_feature_discovery={gpu_feature_discovery!r}: must be True or False")
         namespace = args.get("namespace", DEFAULT_NAMESPACE)
         if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
-            raise ValueError(f"namespace={namespace!r}: must be a DNS label (lowercase, digits, -), e.g. {DEFAULT_NAMESPACE!r}")
+            raise ValueError(
+                f"namespace={namespace!r}: must be a DNS label (lowercase, digits, -), e.g. {DEFAULT_NAMESPACE!r}"
+            )
 
         release = k8s.helm.v3.Release(
             f"{name}-release",
+            # A fixed release name keeps the DaemonSet's name stable and readable.
+            name=CHART_NAME,
             chart=CHART_NAME,
             version=CHART_VERSION,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
@@ -71,6 +76,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
             atomic=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.namespace = release.namespace
-        self.release_name = release.name
+        # Known before deployment, but resolved through the release so consumers wait for the plugin.
+        self.namespace = release.id.apply(lambda _: namespace)
+        self.release_name = release.id.apply(lambda _: CHART_NAME)
         self.register_outputs({"namespace": self.namespace, "release_name": self.release_name})

@@ -7,9 +7,10 @@ components wire the results into EKS node groups and EC2 launch templates.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 
 from components.gpu_catalog import CpuArchitecture, GpuInstanceType, gpu_instance_type
 from modelplane.config import AmiFamily, CapacityType
@@ -26,7 +27,7 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_VALUE = "true"
 GPU_TAINT_EFFECT = "NoSchedule"
 """The Kubernetes spelling, for tolerations."""
-GPU_TAINT: dict[str, str] = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NO_SCHEDULE"}
+GPU_TAINT: aws.eks.NodeGroupTaintArgsDict = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NO_SCHEDULE"}
 """The EKS API spelling, for node groups: only pods tolerating it land on (and pay for) GPU nodes."""
 
 POOL_LABEL = "modelplane.io/pool"
@@ -62,7 +63,7 @@ def gpu_node_labels(
     return {**(extra or {}), **labels}
 
 
-def metadata_options() -> dict[str, Any]:
+def metadata_options() -> aws.ec2.LaunchTemplateMetadataOptionsArgsDict:
     """IMDSv2 only: a stolen IMDSv1 request cannot fetch the node role's credentials."""
     return {
         "http_endpoint": "enabled",
@@ -71,7 +72,9 @@ def metadata_options() -> dict[str, Any]:
     }
 
 
-def block_device_mappings(ami_family: AmiFamily, disk_size_gib: int) -> list[dict[str, Any]]:
+def block_device_mappings(
+    ami_family: AmiFamily, disk_size_gib: int
+) -> list[aws.ec2.LaunchTemplateBlockDeviceMappingArgsDict]:
     """One encrypted gp3 volume holding container images and pod data, sized from config."""
     return [
         {
@@ -88,7 +91,7 @@ def block_device_mappings(ami_family: AmiFamily, disk_size_gib: int) -> list[dic
 
 def efa_network_interfaces(
     instance: GpuInstanceType, security_group_ids: Sequence[pulumi.Input[str]]
-) -> list[dict[str, Any]]:
+) -> list[aws.ec2.LaunchTemplateNetworkInterfaceArgsDict]:
     """One EFA interface per network card the type has; the first is the primary interface."""
     if not instance.supports_efa:
         raise ValueError(f"efa=True: {instance.name} has no EFA")
@@ -110,15 +113,21 @@ def uses_placement_group(efa: bool, capacity_type: CapacityType) -> bool:
     return efa and CapacityType(capacity_type) is not CapacityType.CAPACITY_BLOCK
 
 
-def capacity_block_options(capacity_type: CapacityType, reservation_id: str | None) -> dict[str, Any]:
-    """Launch template settings that launch into a capacity block; none for other capacity types."""
+@dataclass(frozen=True)
+class CapacityBlockLaunch:
+    """Launch template settings that launch instances into a capacity block."""
+
+    instance_market_options: aws.ec2.LaunchTemplateInstanceMarketOptionsArgsDict
+    capacity_reservation_specification: aws.ec2.LaunchTemplateCapacityReservationSpecificationArgsDict
+
+
+def capacity_block_launch(capacity_type: CapacityType, reservation_id: str | None) -> CapacityBlockLaunch | None:
+    """How to launch into the capacity block; None for other capacity types."""
     if CapacityType(capacity_type) is not CapacityType.CAPACITY_BLOCK:
-        return {}
+        return None
     if not reservation_id:
         raise ValueError("capacity_reservation_id=None: CAPACITY_BLOCK needs the capacity block's id (cr-...)")
-    return {
-        "instance_market_options": {"market_type": "capacity-block"},
-        "capacity_reservation_specification": {
-            "capacity_reservation_target": {"capacity_reservation_id": reservation_id}
-        },
-    }
+    return CapacityBlockLaunch(
+        instance_market_options={"market_type": "capacity-block"},
+        capacity_reservation_specification={"capacity_reservation_target": {"capacity_reservation_id": reservation_id}},
+    )

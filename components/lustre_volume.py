@@ -94,12 +94,13 @@ class LustreStorageClass(pulumi.ComponentResource):
         check_kubernetes_names(args)
         child = pulumi.ResourceOptions(parent=self)
 
+        class_name = args.get("storage_class_name", "fsx-lustre-scratch")
         parameters = pulumi.Output.all(
             pulumi.Output.from_input(args["subnet_id"]), pulumi.Output.from_input(args["security_group_ids"])
         ).apply(lambda values: scratch_parameters(values[0], values[1]))
         storage_class = k8s.storage.v1.StorageClass(
             f"{name}-scratch",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.get("storage_class_name", "fsx-lustre-scratch")),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name),
             provisioner=FSX_CSI_DRIVER,
             parameters=parameters,
             mount_options=LUSTRE_MOUNT_OPTIONS,
@@ -108,13 +109,14 @@ class LustreStorageClass(pulumi.ComponentResource):
             volume_binding_mode="Immediate",
             opts=child,
         )
-        self.storage_class_name = storage_class.metadata.apply(lambda metadata: metadata.name)
+        # Names are fixed inputs; resolving them through each object makes consumers wait for it to exist.
+        self.storage_class_name = storage_class.id.apply(lambda _: class_name)
         self.persistent_volume_name = None
         self.persistent_volume_claim_name = None
         if "file_system_id" in args:
-            volume, claim = self._persistent(name, args)
-            self.persistent_volume_name = volume.metadata.apply(lambda metadata: metadata.name)
-            self.persistent_volume_claim_name = claim.metadata.apply(lambda metadata: metadata.name)
+            volume, volume_name, claim, claim_name = self._persistent(name, args)
+            self.persistent_volume_name = volume.id.apply(lambda _: volume_name)
+            self.persistent_volume_claim_name = claim.id.apply(lambda _: claim_name)
 
         self.register_outputs(
             {
@@ -126,7 +128,7 @@ class LustreStorageClass(pulumi.ComponentResource):
 
     def _persistent(
         self, name: str, args: LustreStorageClassArgs
-    ) -> tuple[k8s.core.v1.PersistentVolume, k8s.core.v1.PersistentVolumeClaim]:
+    ) -> tuple[k8s.core.v1.PersistentVolume, str, k8s.core.v1.PersistentVolumeClaim, str]:
         namespace = args["namespace"]
         claim_name = args.get("claim_name", "datasets")
         storage = f"{args.get('storage_capacity_gib', 1200)}Gi"
@@ -159,9 +161,9 @@ class LustreStorageClass(pulumi.ComponentResource):
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteMany"],
                 storage_class_name="",
-                volume_name=volume.metadata.apply(lambda metadata: metadata.name),
+                volume_name=volume.id.apply(lambda _: volume_name),
                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": storage}),
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return volume, claim
+        return volume, volume_name, claim, claim_name

@@ -89,14 +89,11 @@ def gpu_rules(
         AlertRule(
             alert="GpuAllocatedButIdle",
             # dcgm-exporter sets `pod` only on GPUs that a pod holds.
-            expr=(
-                f'avg_over_time(DCGM_FI_DEV_GPU_UTIL{{pod!=""}}[15m]) < {promql_number(idle_utilization_percent)}'
-            ),
+            expr=(f'avg_over_time(DCGM_FI_DEV_GPU_UTIL{{pod!=""}}[15m]) < {promql_number(idle_utilization_percent)}'),
             for_=f"{idle_minutes}m",
             severity=Severity.WARNING,
             summary=(
-                "Pod {{ $labels.namespace }}/{{ $labels.pod }} holds "
-                f"{gpu} at {{{{ $value }}}}% utilization"
+                f"Pod {{{{ $labels.namespace }}}}/{{{{ $labels.pod }}}} holds {gpu} at {{{{ $value }}}}% utilization"
             ),
             description=(
                 f"The GPU has been allocated but under {promql_number(idle_utilization_percent)}% busy for "

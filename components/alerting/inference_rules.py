@@ -199,8 +199,7 @@ def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGrou
         AlertRule(
             alert="InferenceQueueSaturated",
             expr=(
-                f'modelplane_inference_queue_depth{{service="{service}"}} / {objectives.max_queue_size}'
-                f" > {queue_limit}"
+                f'modelplane_inference_queue_depth{{service="{service}"}} / {objectives.max_queue_size} > {queue_limit}'
             ),
             for_="5m",
             severity=Severity.WARNING,

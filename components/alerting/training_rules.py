@@ -112,9 +112,7 @@ def training_rules(job_name: str, thresholds: TrainingAlertThresholds) -> RuleGr
         ),
         AlertRule(
             alert="TrainingThroughputDropped",
-            expr=(
-                f"avg_over_time({throughput}[5m]) < {kept_fraction} * avg_over_time({throughput}[1h])"
-            ),
+            expr=(f"avg_over_time({throughput}[5m]) < {kept_fraction} * avg_over_time({throughput}[1h])"),
             for_="10m",
             severity=Severity.WARNING,
             summary=f"Training job {job_name} runs at {{{{ $value | humanize }}}} samples/s, well below its 1h average",
@@ -127,9 +125,7 @@ def training_rules(job_name: str, thresholds: TrainingAlertThresholds) -> RuleGr
         ),
         AlertRule(
             alert="TrainingRestartingTooOften",
-            expr=(
-                f"max by ({JOB_NAME_LABEL}) (modelplane_training_restarts_total{job}) > {thresholds.max_restarts}"
-            ),
+            expr=(f"max by ({JOB_NAME_LABEL}) (modelplane_training_restarts_total{job}) > {thresholds.max_restarts}"),
             for_="0s",
             severity=Severity.WARNING,
             summary=f"Training job {job_name} has restarted {{{{ $value }}}} times",

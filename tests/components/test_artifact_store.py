@@ -1,5 +1,6 @@
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -20,6 +21,13 @@ S3 = "aws:s3/"
 FSX: ArtifactFsxArgs = {"subnet_id": "subnet-0abc", "vpc_id": "vpc-0abc", "vpc_cidr": "10.0.0.0/16"}
 
 
+def _recorder(outputs: dict[str, Any], key: str) -> Callable[[Any], None]:
+    def record(value: Any) -> None:
+        outputs[key] = value
+
+    return record
+
+
 def _store(args: ArtifactStoreArgs, outputs: dict[str, Any] | None = None):
     def program() -> None:
         store = ArtifactStore("artifacts", args)
@@ -28,7 +36,7 @@ def _store(args: ArtifactStoreArgs, outputs: dict[str, Any] | None = None):
             for attribute in ("bucket_name", "bucket_arn", "kms_key_arn", "fsx_file_system_id", "fsx_dns_name"):
                 value = getattr(store, attribute)
                 if isinstance(value, pulumi.Output):
-                    value.apply(lambda v, attribute=attribute: outputs.__setitem__(attribute, v))
+                    value.apply(_recorder(outputs, attribute))
 
     return program
 

@@ -1,0 +1,115 @@
+"""How `modelplane plan` scales with the number of GPU pools, against the bare Pulumi SDK.
+
+For 1, 10 and 100 GPU pools this plans a generated environment and, in the same run,
+has the bare SDK register the same number of plain resources under the same mocks. It
+prints, last, the ratio of the two times per size and how each grows with size.
+Target: modelplane within 2x of the bare SDK, and linear in the number of resources.
+
+    .venv/bin/python -m benchmarks.plan_scaling [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+from pulumi.runtime import settings
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from modelplane.plan.engine import plan_environment
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = (1, 10, 100)
+
+
+class BareMocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict]:
+        return f"{args.name}-id", dict(args.inputs)
+
+    def call(self, args: MockCallArgs) -> tuple[dict, None]:
+        return {}, None
+
+
+def write_environment(stacks: Path, pools: int) -> str:
+    name = f"bench{pools}"
+    shutil.copy(ROOT / "stacks" / "__main__.py", stacks / "__main__.py")
+    config = {
+        "aws:region": "us-east-1",
+        "modelplane:network": {"az_count": 2, "nat_gateways": "single"},
+        "modelplane:gpu_node_pools": [
+            {"name": f"pool-{i}", "instance_type": "g6.xlarge", "min_size": 0, "max_size": 1} for i in range(pools)
+        ],
+        "modelplane:budget": {"max_gpus": pools, "max_monthly_gpu_cost_usd": pools * 1000},
+    }
+    (stacks / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump({"config": config}))
+    return name
+
+
+def time_modelplane(stacks: Path, environment: str) -> tuple[float, int]:
+    start = time.perf_counter()
+    plan = plan_environment(environment, stacks)
+    return time.perf_counter() - start, len(plan.resources)
+
+
+def time_bare_sdk(resources: int) -> float:
+    mocks = BareMocks()
+    settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project="bare", stack="bench", preview=False, monitor=MockMonitor(mocks))
+
+    def program() -> None:
+        for index in range(resources):
+            aws.s3.Bucket(f"bucket-{index}", tags={"index": str(index)})
+
+    start = time.perf_counter()
+    _sync_await(run_pulumi_func(program))
+    return time.perf_counter() - start
+
+
+def best_of(repeat: int, measure: Callable[[], float]) -> float:
+    return min(measure() for _ in range(repeat))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
+    repeat = parser.parse_args().repeat
+
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        stacks = Path(directory)
+        for pools in SIZES:
+            environment = write_environment(stacks, pools)
+            time_modelplane(stacks, environment)  # warm imports and caches once
+            runs = [time_modelplane(stacks, environment) for _ in range(repeat)]
+            ours = min(seconds for seconds, _ in runs)
+            count = runs[0][1]
+            bare = best_of(repeat, lambda count=count: time_bare_sdk(count))
+            rows.append((pools, count, ours, bare))
+            print(f"{pools:>4} pools: {count:>5} resources  modelplane {ours:7.3f}s  bare SDK {bare:7.3f}s")
+
+    print()
+    print(f"{'pools':>5} {'resources':>9} {'modelplane s':>12} {'bare SDK s':>10} {'ratio':>6} {'ms/resource':>11}")
+    for pools, count, ours, bare in rows:
+        print(f"{pools:>5} {count:>9} {ours:>12.3f} {bare:>10.3f} {ours / bare:>6.2f} {1000 * ours / count:>11.2f}")
+    (_, small_count, small_time, _), (_, large_count, large_time, _) = rows[1], rows[-1]
+    growth = (large_time / small_time) / (large_count / small_count)
+    ratios = [ours / bare for _, _, ours, bare in rows]
+    print(
+        f"RESULT: modelplane/bare-SDK time ratio {', '.join(f'{r:.2f}' for r in ratios)} at {SIZES} pools "
+        f"(median {statistics.median(ratios):.2f}; target <= 2.0); time growth per resource from 10 to 100 pools "
+        f"{growth:.2f}x (1.0 = linear)"
+    )
+
+
+if __name__ == "__main__":
+    main()

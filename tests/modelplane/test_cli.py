@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelplane.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ROOT / "stacks"
+runner = CliRunner()
+
+
+def copy_stacks(tmp_path: Path) -> Path:
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS, stacks)
+    return stacks
+
+
+def test_plan_prints_tree_counts_cost_and_writes_plan(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plan", "dev", "--stacks-dir", str(STACKS), "--build-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "aws:eks/cluster:Cluster" in result.output
+    assert "Resources by type" in result.output
+    assert "gpu-small" in result.output
+    assert "within budget" in result.output
+    document = json.loads((tmp_path / "dev" / "plan.json").read_text())
+    assert document["environment"] == "dev"
+
+
+def test_plan_fails_with_every_config_problem(tmp_path: Path) -> None:
+    stacks = copy_stacks(tmp_path)
+    stack_file = stacks / "Pulumi.dev.yaml"
+    text = stack_file.read_text().replace("instance_type: g6.xlarge", "instance_type: p9.huge")
+    stack_file.write_text(text.replace("az_count: 2", "az_count: 1"))
+    result = runner.invoke(app, ["plan", "dev", "--stacks-dir", str(stacks), "--build-dir", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert "gpu_node_pools[0].instance_type='p9.huge': unknown GPU instance type" in result.output
+    assert "network.az_count=1" in result.output
+    assert not (tmp_path / "b" / "dev" / "plan.json").exists()
+
+
+def test_plan_diff_lists_changes_against_an_older_plan(tmp_path: Path) -> None:
+    stacks = copy_stacks(tmp_path)
+    build = tmp_path / "build"
+    assert runner.invoke(app, ["plan", "dev", "--stacks-dir", str(stacks), "--build-dir", str(build)]).exit_code == 0
+    old_plan = tmp_path / "old-plan.json"
+    shutil.copy(build / "dev" / "plan.json", old_plan)
+    stack_file = stacks / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("max_size: 2\n      disk_size_gib: 150", "max_size: 1\n      disk_size_gib: 150"))
+    result = runner.invoke(
+        app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(build), "--diff", str(old_plan)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "~ update aws:eks/nodeGroup:NodeGroup" in result.output
+    assert "scalingConfig.maxSize: 2.0 -> 1.0" in result.output
+    assert "0 to add, 1 to change, 0 to destroy" in result.output
+
+
+def test_validate_reports_ok_and_errors(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["validate", "prod", "--stacks-dir", str(STACKS)]).exit_code == 0
+    result = runner.invoke(app, ["validate", "qa", "--stacks-dir", str(STACKS)])
+    assert result.exit_code == 1
+    assert "environments: dev, prod, staging" in result.output
+
+
+@pytest.mark.parametrize("command", ["up", "preview", "destroy"])
+def test_automation_commands_fail_at_once_without_the_pulumi_cli(command: str, tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    assert shutil.which("pulumi", path=env["PATH"]) is None
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "modelplane"), command, "dev"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "the Pulumi CLI is not installed" in lines[0]
+    assert "modelplane plan ENV" in lines[0]

@@ -1,0 +1,136 @@
+"""The shipped stacks, planned offline: what plan.json and the manifests must hold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from modelplane.plan.engine import Plan, plan_environment, write_plan
+from tests.resources import dig
+
+STACKS = Path(__file__).resolve().parents[2] / "stacks"
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Plan, dict[str, Any], Path]]:
+    build = tmp_path_factory.mktemp("build")
+    result = {}
+    for environment in ENVIRONMENTS:
+        plan = plan_environment(environment, STACKS)
+        files = write_plan(plan, build)
+        result[environment] = (plan, json.loads(files.plan_json.read_text()), files.plan_json.parent)
+    return result
+
+
+def resources_of(document: dict[str, Any], type_: str) -> list[dict[str, Any]]:
+    return [r for r in document["resources"] if r["type"] == type_]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_plan_json_follows_the_contract(planned: dict[str, Any], environment: str) -> None:
+    _, document, _ = planned[environment]
+    assert document["environment"] == environment
+    assert document["resources"]
+    for resource in document["resources"]:
+        assert {"urn", "type", "name", "parent", "inputs", "dependencies"} <= set(resource)
+        assert resource["urn"].startswith(f"urn:pulumi:{environment}::modelplane::")
+    urns = {r["urn"] for r in document["resources"]}
+    for resource in document["resources"]:
+        assert resource["parent"] in urns or resource["parent"].endswith("pulumi:pulumi:Stack::modelplane-" + environment)
+        assert set(resource["dependencies"]) <= urns
+    assert document["cost"]["within_budget"] is True
+    assert document["cost"]["total_max_gpus"] == sum(p["max_gpus"] for p in document["cost"]["pools"])
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_eks_cluster_is_encrypted_logged_and_api_authenticated(planned: dict[str, Any], environment: str) -> None:
+    _, document, _ = planned[environment]
+    (cluster,) = resources_of(document, "aws:eks/cluster:Cluster")
+    inputs = cluster["inputs"]
+    assert dig(inputs, "encryptionConfig", "resources") == ["secrets"]
+    assert set(inputs["enabledClusterLogTypes"]) == {"api", "audit", "authenticator", "controllerManager", "scheduler"}
+    assert dig(inputs, "accessConfig", "authenticationMode") == "API"
+    assert dig(inputs, "vpcConfig", "endpointPrivateAccess") is True
+    if environment != "dev":
+        assert dig(inputs, "vpcConfig", "endpointPublicAccess") is False
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_gpu_node_groups_are_nvidia_tainted_imdsv2_and_encrypted(planned: dict[str, Any], environment: str) -> None:
+    plan, document, _ = planned[environment]
+    templates = {r["urn"]: r for r in resources_of(document, "aws:ec2/launchTemplate:LaunchTemplate")}
+    gpu_groups = [
+        r for r in resources_of(document, "aws:eks/nodeGroup:NodeGroup") if "NVIDIA" in r["inputs"].get("amiType", "")
+    ]
+    assert len(gpu_groups) == len(plan.config.gpu_node_pools)
+    for group in gpu_groups:
+        inputs = group["inputs"]
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in inputs["taints"]
+        assert inputs["labels"]["nvidia.com/gpu.present"] == "true"
+        (template_urn,) = [d for d in group["dependencies"] if d in templates]
+        template = templates[template_urn]["inputs"]
+        assert dig(template, "metadataOptions", "httpTokens") == "required"
+        assert dig(template, "metadataOptions", "httpPutResponseHopLimit") == 2
+        volumes = template["blockDeviceMappings"]
+        assert volumes and all(dig(v, "ebs", "encrypted") in (True, "true") for v in volumes)
+        assert all(dig(v, "ebs", "volumeType") == "gp3" for v in volumes)
+
+
+def test_device_plugin_tolerates_the_gpu_taint(planned: dict[str, Any]) -> None:
+    _, document, _ = planned["dev"]
+    releases = [r for r in resources_of(document, "kubernetes:helm.sh/v3:Release") if r["inputs"]["chart"] == "nvidia-device-plugin"]
+    (release,) = releases
+    assert release["inputs"]["version"]
+    tolerations = dig(release, "inputs", "values", "tolerations")
+    assert any(t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in tolerations)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_artifact_bucket_is_encrypted_versioned_and_private(planned: dict[str, Any], environment: str) -> None:
+    _, document, _ = planned[environment]
+    assert len(resources_of(document, "aws:s3/bucket:Bucket")) == 1
+    (versioning,) = resources_of(document, "aws:s3/bucketVersioning:BucketVersioning")
+    assert dig(versioning, "inputs", "versioningConfiguration", "status") == "Enabled"
+    (encryption,) = resources_of(
+        document, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    rule = dig(encryption, "inputs", "rules", 0, "applyServerSideEncryptionByDefault")
+    assert rule["sseAlgorithm"] == "aws:kms"
+    (block,) = resources_of(document, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    flags = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    assert all(block["inputs"][flag] is True for flag in flags)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_ecr_repositories_scan_on_push_with_immutable_tags(planned: dict[str, Any], environment: str) -> None:
+    _, document, _ = planned[environment]
+    repositories = resources_of(document, "aws:ecr/repository:Repository")
+    assert len(repositories) >= 2
+    for repository in repositories:
+        assert repository["inputs"]["imageTagMutability"] == "IMMUTABLE"
+        assert dig(repository, "inputs", "imageScanningConfiguration", "scanOnPush") is True
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_manifest_validates_for_the_cluster_version(planned: dict[str, Any], environment: str) -> None:
+    plan, _, out = planned[environment]
+    files = sorted((out / "manifests").glob("*.yaml"))
+    assert len(files) == len(plan.manifests())
+    version = f"{plan.config.cluster.kubernetes_version}.0"
+    for path in files:
+        manifest = yaml.safe_load(path.read_text())
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def test_no_secret_reaches_plan_json(planned: dict[str, Any]) -> None:
+    _, document, out = planned["dev"]
+    text = (out / "plan.json").read_text()
+    (provider,) = resources_of(document, "pulumi:providers:kubernetes")
+    assert provider["inputs"]["kubeconfig"] == "[secret]"
+    assert "get-token" not in text
