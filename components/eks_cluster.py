@@ -146,17 +146,20 @@ class EksCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
+            "subnet_ids": args["subnet_ids"],
+            # Nodes reach the API server privately even when it is also public.
+            "endpoint_private_access": True,
+            "endpoint_public_access": endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE,
+        }
+        if endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE:
+            vpc_config["public_access_cidrs"] = public_access_cidrs
         cluster = aws.eks.Cluster(
             f"{name}-cluster",
             name=args["cluster_name"],
             version=args.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION),
             role_arn=cluster_role.arn,
-            vpc_config={
-                "subnet_ids": args["subnet_ids"],
-                "endpoint_private_access": True,
-                "endpoint_public_access": endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE,
-                "public_access_cidrs": public_access_cidrs or None,
-            },
+            vpc_config=vpc_config,
             access_config={
                 "authentication_mode": "API",
                 # Named admins replace the creator's implicit, invisible admin grant. Without any, the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +24,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Piped output (CI logs, make demo) is read wide: do not truncate tables to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 PROJECT_DIR = Path.cwd()
 EnvArg = Annotated[str, typer.Argument(help="Environment: the stack name, e.g. dev, staging, prod.")]

@@ -114,24 +114,27 @@ class PlanMocks(pulumi.runtime.Mocks):
                 "repositoryUrl", f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{state.get('name', args.name)}"
             )
         if args.typ == "aws:s3/bucket:Bucket":
-            bucket = state.get("bucket") or f"{args.name}-{_short_hash(args.name)}"
+            bucket = state.get("bucket") or f"{state.get('bucketPrefix', args.name)}{_short_hash(args.name)}"
             state["bucket"] = bucket
             state["arn"] = f"arn:aws:s3:::{bucket}"
+            resource_id = bucket
+        if args.typ == "aws:kms/key:Key":
+            state.setdefault("keyId", resource_id)
         if args.typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
             state.setdefault("dnsName", f"fs-{_short_hash(args.name)}.fsx.{self.region}.amazonaws.com")
             state.setdefault("mountName", _short_hash("mount", args.name)[:8])
         return resource_id, state
 
-    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             names = [f"{self.region}{suffix}" for suffix in "abcdef"]
-            return {"names": names, "zoneIds": [f"use1-az{i + 1}" for i in range(6)], "id": self.region}, None
+            return {"names": names, "zoneIds": [f"use1-az{i + 1}" for i in range(6)], "id": self.region}, []
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan", "id": ACCOUNT_ID}, None
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/plan", "id": ACCOUNT_ID}, []
         if args.token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegionPlain"):
-            return {"name": self.region, "region": self.region, "id": self.region}, None
+            return {"name": self.region, "region": self.region, "id": self.region}, []
         if args.token == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
         if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
-            return {"json": json.dumps(args.args, sort_keys=True), "id": _short_hash(json.dumps(args.args))}, None
-        return {}, None
+            return {"json": json.dumps(args.args, sort_keys=True), "id": _short_hash(json.dumps(args.args))}, []
+        return {}, []

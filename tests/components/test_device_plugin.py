@@ -59,6 +59,8 @@ def test_release_is_the_pinned_chart_in_its_own_namespace(plugin):
     assert release.inputs["repositoryOpts"] == {"repo": "https://nvidia.github.io/k8s-device-plugin"}
     assert release.inputs["namespace"] == "nvidia-device-plugin"
     assert release.inputs["createNamespace"] is True
+    assert release.inputs["name"] == "nvidia-device-plugin"
+    assert release.inputs["atomic"] is True
 
 
 def test_release_values_carry_the_toleration(plugin):

@@ -1,0 +1,186 @@
+"""A real Prometheus evaluates the rendered inference rules and delivers the alert to a real Alertmanager."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from components.alerting.inference_rules import InferenceObjectives, inference_rules
+from components.alerting.rules import RuleGroup, rules_yaml
+
+pytestmark = pytest.mark.slow
+
+SERVICE = "chat"
+STARTUP_SECONDS = 30
+DELIVERY_SECONDS = 60
+INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
+ProcessStarter = Callable[[str, list[str]], subprocess.Popen[bytes]]
+
+
+class SlowRequests(Collector):
+    """A latency histogram whose requests all take over a second, growing by 10 requests a second."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        requests = int((time.monotonic() - self.started) * 10) + 1
+        histogram = HistogramMetricFamily(
+            "modelplane_inference_request_duration_seconds", "Inference request latency.", labels=["model"]
+        )
+        histogram.add_metric(["llama"], buckets=[("0.25", 0), ("1.0", 0), ("+Inf", requests)], sum_value=2.0 * requests)
+        yield histogram
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def binary(*names: str) -> str:
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    pytest.fail(f"{names[0]} is not on PATH: install it with `{INSTALL_HINT}`")
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def wait_until(what: str, condition: Callable[[], bool], seconds: float, logs: list[Path]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (urllib.error.URLError, ConnectionError):
+            pass  # not listening yet
+        time.sleep(0.5)
+    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in logs)
+    pytest.fail(f"{what} did not happen within {seconds}s\n{tails}")
+
+
+@pytest.fixture
+def start_process(tmp_path: Path) -> Iterator[ProcessStarter]:
+    """Start processes logging to tmp_path; stop each by its PID at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        with (tmp_path / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def slow_inference_target() -> Iterator[int]:
+    registry = CollectorRegistry()
+    registry.register(SlowRequests())
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield port
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def quick_rules(groups: tuple[RuleGroup, ...]) -> tuple[RuleGroup, ...]:
+    """The same rules, evaluated every second and firing without waiting, so the test takes seconds."""
+    return tuple(
+        replace(group, interval="1s", rules=tuple(replace(rule, for_="0s") if hasattr(rule, "for_") else rule for rule in group.rules))
+        for group in groups
+    )
+
+
+def test_latency_alert_reaches_alertmanager(
+    tmp_path: Path, start_process: ProcessStarter, slow_inference_target: int
+) -> None:
+    prometheus_port, alertmanager_port, alertmanager_cluster_port = free_port(), free_port(), free_port()
+    del alertmanager_cluster_port  # clustering is off: --cluster.listen-address= below
+    objectives = InferenceObjectives(p99_latency_seconds=0.5, max_queue_size=64)
+    (tmp_path / "rules.yaml").write_text(rules_yaml(quick_rules(inference_rules(SERVICE, objectives))))
+    (tmp_path / "alertmanager.yaml").write_text(
+        yaml.safe_dump({"route": {"receiver": "nobody", "group_wait": "1s"}, "receivers": [{"name": "nobody"}]})
+    )
+    prometheus_config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(tmp_path / "rules.yaml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}]},
+        "scrape_configs": [
+            {
+                "job_name": "inference",
+                # A ServiceMonitor labels series with the Service's name; a static label stands in for it.
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{slow_inference_target}"], "labels": {"service": SERVICE}}
+                ],
+            }
+        ],
+    }
+    (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(prometheus_config))
+    logs = [tmp_path / "alertmanager.log", tmp_path / "prometheus.log"]
+
+    start_process(
+        "alertmanager",
+        [
+            binary("alertmanager", "prometheus-alertmanager"),
+            f"--config.file={tmp_path / 'alertmanager.yaml'}",
+            f"--storage.path={tmp_path / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+            "--cluster.listen-address=",
+        ],
+    )
+    start_process(
+        "prometheus",
+        [
+            binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yaml'}",
+            f"--storage.tsdb.path={tmp_path / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ],
+    )
+    alertmanager = f"http://127.0.0.1:{alertmanager_port}"
+    prometheus = f"http://127.0.0.1:{prometheus_port}"
+    wait_until("Alertmanager ready", lambda: urllib.request.urlopen(f"{alertmanager}/-/ready", timeout=5).status == 200, STARTUP_SECONDS, logs)
+    wait_until("Prometheus ready", lambda: urllib.request.urlopen(f"{prometheus}/-/ready", timeout=5).status == 200, STARTUP_SECONDS, logs)
+
+    def latency_alert_received() -> bool:
+        alerts = get_json(f"{alertmanager}/api/v2/alerts")
+        return any(alert["labels"].get("alertname") == "InferenceLatencyHigh" for alert in alerts)
+
+    wait_until("InferenceLatencyHigh reaching Alertmanager", latency_alert_received, DELIVERY_SECONDS, logs)
+    [alert] = [a for a in get_json(f"{alertmanager}/api/v2/alerts") if a["labels"]["alertname"] == "InferenceLatencyHigh"]
+    assert alert["labels"] == {
+        "alertname": "InferenceLatencyHigh",
+        "severity": "warning",
+        "service": SERVICE,
+        "model": "llama",
+    }
+    assert alert["annotations"]["summary"] == f"{SERVICE}/llama p99 latency is 1s, objective 0.5s"
