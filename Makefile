@@ -4,6 +4,8 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: demo test lint typecheck unit install tools clean
 
 $(INSTALLED): pyproject.toml
@@ -12,7 +14,16 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(INSTALLED)
+# promtool, Prometheus and Alertmanager from Debian's packages; their services are never started.
+tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null \
+	    || ! { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null; \
+	fi
+
+install: $(INSTALLED) tools
 
 demo: install
 	$(BIN)/modelplane plan dev

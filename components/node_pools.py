@@ -91,8 +91,10 @@ class GpuNodePoolArgs(TypedDict):
 def _scaling(at: str, min_size: int, max_size: int, desired_size: int | None) -> dict[str, int]:
     if min_size < 0:
         raise ValueError(f"{at}.min_size={min_size}: must be at least 0")
-    if max_size < max(min_size, 1):
-        raise ValueError(f"{at}.max_size={max_size}: must be at least min_size ({min_size}) and 1")
+    if max_size < min_size:
+        raise ValueError(f"{at}.max_size={max_size}: must be at least min_size ({min_size})")
+    if max_size < 1:
+        raise ValueError(f"{at}.max_size={max_size}: must be at least 1")
     desired = min_size if desired_size is None else desired_size
     if not min_size <= desired <= max_size:
         raise ValueError(f"{at}.desired_size={desired}: must lie within min_size..max_size ({min_size}..{max_size})")

@@ -219,6 +219,79 @@ class BudgetConfig(StrictModel):
     """Most the pools may cost a month at max size, on-demand."""
 
 
+class ReceiverKind(StrEnum):
+    SLACK = "slack"
+    PAGERDUTY = "pagerduty"
+    WEBHOOK = "webhook"
+
+
+ALERT_SEVERITIES = ("critical", "warning", "info")
+SECRET_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ReceiverConfig(StrictModel):
+    name: str
+    """Alertmanager receiver name."""
+    kind: ReceiverKind
+    secret: str
+    """Name of the secret config key (`modelplane:<secret>`) holding the Slack webhook URL,
+    PagerDuty routing key or webhook URL; set it with `pulumi config set --secret`."""
+    severities: list[str] = Field(default_factory=lambda: ["critical"])
+    """Alert severities routed to this receiver."""
+    channel: str | None = None
+    """Slack channel, e.g. '#ml-alerts' (Slack only)."""
+
+    @field_validator("name")
+    @classmethod
+    def _receiver_name(cls, value: str) -> str:
+        if not DNS_LABEL.match(value):
+            raise ValueError("must be a DNS label: lowercase letters, digits, '-'")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_key(cls, value: str) -> str:
+        if not SECRET_KEY.match(value) or value in SECTIONS_WITHOUT_SECRETS:
+            raise ValueError("must be a snake_case config key that is not a section name, e.g. 'slack_webhook_url'")
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _known_severities(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in ALERT_SEVERITIES]
+        if unknown or not value:
+            raise ValueError(f"severities {value}: use one or more of {', '.join(ALERT_SEVERITIES)}")
+        return value
+
+
+class MonitoringConfig(StrictModel):
+    prometheus_retention: str = "15d"
+    """How long Prometheus keeps samples."""
+    prometheus_storage_gib: int = Field(default=50, ge=10, le=16384)
+    """Persistent volume for Prometheus' data."""
+    grafana_admin_password_secret: str = "grafana_admin_password"
+    """Secret config key holding Grafana's admin password (`pulumi config set --secret`)."""
+    receivers: list[ReceiverConfig] = Field(default_factory=list)
+    group_by: list[str] = Field(default_factory=lambda: ["alertname", "namespace", "service", "job_name"])
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
+    custom_alerts: list[dict[str, Any]] = Field(default_factory=list)
+    """Extra alerting rules (alert, expr, for, severity, summary, ...), checked by promtool in `plan`."""
+    require_critical_receiver: bool = False
+    """Fail validation unless some receiver takes `critical` alerts (always on in the `prod` environment)."""
+
+    @field_validator("prometheus_retention", "group_wait", "group_interval", "repeat_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.match(r"^(\d+(ms|s|m|h|d|w|y))+$", value):
+            raise ValueError("not a Prometheus duration; use e.g. '30s', '5m', '15d'")
+        return value
+
+    def secret_keys(self) -> list[str]:
+        return [self.grafana_admin_password_secret, *(r.secret for r in self.receivers)]
+
+
 class EnvironmentConfig(StrictModel):
     name: str
     region: str
@@ -229,6 +302,7 @@ class EnvironmentConfig(StrictModel):
     storage: StorageConfig = StorageConfig()
     registries: RegistryConfig = RegistryConfig()
     budget: BudgetConfig
+    monitoring: MonitoringConfig = MonitoringConfig()
     tags: dict[str, str] = Field(default_factory=dict)
 
     def gpu_pool(self, name: str) -> GpuNodePoolConfig:
@@ -240,6 +314,7 @@ class EnvironmentConfig(StrictModel):
 
 
 SECTIONS = tuple(name for name in EnvironmentConfig.model_fields if name not in ("name", "region"))
+SECTIONS_WITHOUT_SECRETS = frozenset(SECTIONS)
 
 
 def _location(loc: tuple[str | int, ...]) -> str:
@@ -320,6 +395,19 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
         problems.append(
             "cluster.public_access_cidrs=[]: a public endpoint needs the CIDRs allowed to reach it, "
             "or set endpoint_access: private"
+        )
+    receivers = env.monitoring.receivers
+    for index, receiver in enumerate(receivers):
+        if receiver.channel is not None and receiver.kind is not ReceiverKind.SLACK:
+            problems.append(f"monitoring.receivers[{index}].channel={receiver.channel!r}: only Slack receivers take a channel")
+    names = [r.name for r in receivers]
+    if len(set(names)) != len(names):
+        problems.append(f"monitoring.receivers={names}: receiver names must be unique")
+    needs_critical = env.monitoring.require_critical_receiver or env.name == "prod"
+    if needs_critical and not any("critical" in r.severities for r in receivers):
+        problems.append(
+            "monitoring.receivers: no receiver takes 'critical' alerts; add one (slack, pagerduty or webhook) "
+            "with severities: [critical]"
         )
     if env.system_node_pool.max_size < env.system_node_pool.min_size:
         problems.append(

@@ -60,10 +60,13 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
         raise ConfigError(environment, [f"{path}: `config` must be a mapping of keys to values"])
     secret_keys: list[str] = []
     values = {str(key): _plan_value(str(key), value, secret_keys) for key, value in raw_config.items()}
+    # Secret values (Grafana's password, receivers' URLs) live beside the sections under any name.
     unknown = [
         key
         for key in values
-        if key.startswith(f"{CONFIG_NAMESPACE}:") and key.removeprefix(f"{CONFIG_NAMESPACE}:") not in SECTIONS
+        if key.startswith(f"{CONFIG_NAMESPACE}:")
+        and key.removeprefix(f"{CONFIG_NAMESPACE}:") not in SECTIONS
+        and key not in secret_keys
     ]
     if unknown:
         raise ConfigError(
@@ -74,6 +77,22 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
             ],
         )
     return StackFile(environment, path, values, secret_keys)
+
+
+def with_secret_placeholders(stack_file: StackFile, secret_names: list[str]) -> tuple[StackFile, list[str]]:
+    """The stack file with a placeholder for each secret the environment references but the file lacks.
+
+    Operators set secrets per stack with `pulumi config set --secret`; an offline plan never has
+    their values, so it plans with placeholders (marked secret) and reports which are still unset.
+    """
+    missing = [name for name in secret_names if f"{CONFIG_NAMESPACE}:{name}" not in stack_file.values]
+    values = dict(stack_file.values)
+    secret_keys = list(stack_file.secret_keys)
+    for name in missing:
+        key = f"{CONFIG_NAMESPACE}:{name}"
+        values[key] = SECRET_PLACEHOLDER
+        secret_keys.append(key)
+    return StackFile(stack_file.environment, stack_file.path, values, secret_keys), missing
 
 
 def environment_from_stack_file(stack_file: StackFile) -> EnvironmentConfig:

@@ -13,7 +13,7 @@ from modelplane.plan.cost import CostReport, cost_report
 from modelplane.plan.harness import run_under_mocks
 from modelplane.plan.manifests import kubernetes_manifests, write_manifests
 from modelplane.plan.mocks import RecordedResource
-from modelplane.stack_config import environment_from_stack_file, read_stack_file
+from modelplane.stack_config import environment_from_stack_file, read_stack_file, with_secret_placeholders
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -60,14 +60,22 @@ def plan_environment(environment: str, stacks_dir: Path) -> Plan:
     """Plan `environment` from `stacks_dir`; raises ConfigError before any resource on bad config."""
     stack_file = read_stack_file(environment, stacks_dir)
     env = environment_from_stack_file(stack_file)
+    stack_file, unset_secrets = with_secret_placeholders(stack_file, env.monitoring.secret_keys())
     program = stack_program(stacks_dir)
     resources = run_under_mocks(
         lambda: runpy.run_path(str(program), run_name="__main__"),
         stack=environment,
         config=stack_file.engine_config(),
         region=env.region,
+        secret_keys=stack_file.secret_keys,
     )
-    return Plan(environment=environment, config=env, resources=resources, cost=cost_report(env))
+    return Plan(
+        environment=environment,
+        config=env,
+        resources=resources,
+        cost=cost_report(env),
+        extras={"unset_secrets": [f"modelplane:{name}" for name in unset_secrets]},
+    )
 
 
 @dataclass(frozen=True)

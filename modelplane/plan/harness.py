@@ -15,21 +15,27 @@ from modelplane.plan.mocks import PlanMocks, RecordedResource, RecordingMonitor
 PROJECT = "modelplane"
 
 
-def install_mocks(stack: str, config: dict[str, str], region: str = "us-east-1") -> RecordingMonitor:
+def install_mocks(
+    stack: str, config: dict[str, str], region: str = "us-east-1", secret_keys: list[str] | None = None
+) -> RecordingMonitor:
     """Point the Pulumi runtime at a fresh recording mock engine for `stack`."""
     mocks = PlanMocks(region)
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(config, secret_keys)
     return monitor
 
 
 def run_under_mocks(
-    program: Callable[[], Any], stack: str, config: dict[str, str], region: str = "us-east-1"
+    program: Callable[[], Any],
+    stack: str,
+    config: dict[str, str],
+    region: str = "us-east-1",
+    secret_keys: list[str] | None = None,
 ) -> list[RecordedResource]:
     """Run `program` as the engine would and return every resource it registered, in order."""
-    monitor = install_mocks(stack, config, region)
+    monitor = install_mocks(stack, config, region, secret_keys)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
     _sync_await(run_pulumi_func(program))

@@ -199,7 +199,11 @@ CASES = [
         "inference",
         "InferenceLatencyHigh",
         "20m",
-        firing={f'{LATENCY},le="0.25"}}': "0x20", f'{LATENCY},le="1"}}': "0+10x20", f'{LATENCY},le="+Inf"}}': "0+10x20"},
+        firing={
+            f'{LATENCY},le="0.25"}}': "0x20",
+            f'{LATENCY},le="1"}}': "0+10x20",
+            f'{LATENCY},le="+Inf"}}': "0+10x20",
+        },
         silent={
             f'{LATENCY},le="0.25"}}': "0+10x20",
             f'{LATENCY},le="1"}}': "0+10x20",

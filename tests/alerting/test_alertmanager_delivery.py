@@ -21,7 +21,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from components.alerting.inference_rules import InferenceObjectives, inference_rules
-from components.alerting.rules import RuleGroup, rules_yaml
+from components.alerting.rules import AlertRule, RuleGroup, rules_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,11 @@ def binary(*names: str) -> str:
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
+
+
+def is_ready(base_url: str) -> bool:
+    with urllib.request.urlopen(f"{base_url}/-/ready", timeout=5) as response:
+        return response.status == 200
 
 
 def wait_until(what: str, condition: Callable[[], bool], seconds: float, logs: list[Path]) -> None:
@@ -115,7 +120,11 @@ def slow_inference_target() -> Iterator[int]:
 def quick_rules(groups: tuple[RuleGroup, ...]) -> tuple[RuleGroup, ...]:
     """The same rules, evaluated every second and firing without waiting, so the test takes seconds."""
     return tuple(
-        replace(group, interval="1s", rules=tuple(replace(rule, for_="0s") if hasattr(rule, "for_") else rule for rule in group.rules))
+        replace(
+            group,
+            interval="1s",
+            rules=tuple(replace(rule, for_="0s") if isinstance(rule, AlertRule) else rule for rule in group.rules),
+        )
         for group in groups
     )
 
@@ -123,8 +132,7 @@ def quick_rules(groups: tuple[RuleGroup, ...]) -> tuple[RuleGroup, ...]:
 def test_latency_alert_reaches_alertmanager(
     tmp_path: Path, start_process: ProcessStarter, slow_inference_target: int
 ) -> None:
-    prometheus_port, alertmanager_port, alertmanager_cluster_port = free_port(), free_port(), free_port()
-    del alertmanager_cluster_port  # clustering is off: --cluster.listen-address= below
+    prometheus_port, alertmanager_port = free_port(), free_port()
     objectives = InferenceObjectives(p99_latency_seconds=0.5, max_queue_size=64)
     (tmp_path / "rules.yaml").write_text(rules_yaml(quick_rules(inference_rules(SERVICE, objectives))))
     (tmp_path / "alertmanager.yaml").write_text(
@@ -138,9 +146,7 @@ def test_latency_alert_reaches_alertmanager(
             {
                 "job_name": "inference",
                 # A ServiceMonitor labels series with the Service's name; a static label stands in for it.
-                "static_configs": [
-                    {"targets": [f"127.0.0.1:{slow_inference_target}"], "labels": {"service": SERVICE}}
-                ],
+                "static_configs": [{"targets": [f"127.0.0.1:{slow_inference_target}"], "labels": {"service": SERVICE}}],
             }
         ],
     }
@@ -168,15 +174,17 @@ def test_latency_alert_reaches_alertmanager(
     )
     alertmanager = f"http://127.0.0.1:{alertmanager_port}"
     prometheus = f"http://127.0.0.1:{prometheus_port}"
-    wait_until("Alertmanager ready", lambda: urllib.request.urlopen(f"{alertmanager}/-/ready", timeout=5).status == 200, STARTUP_SECONDS, logs)
-    wait_until("Prometheus ready", lambda: urllib.request.urlopen(f"{prometheus}/-/ready", timeout=5).status == 200, STARTUP_SECONDS, logs)
+    wait_until("Alertmanager ready", lambda: is_ready(alertmanager), STARTUP_SECONDS, logs)
+    wait_until("Prometheus ready", lambda: is_ready(prometheus), STARTUP_SECONDS, logs)
 
     def latency_alert_received() -> bool:
         alerts = get_json(f"{alertmanager}/api/v2/alerts")
         return any(alert["labels"].get("alertname") == "InferenceLatencyHigh" for alert in alerts)
 
     wait_until("InferenceLatencyHigh reaching Alertmanager", latency_alert_received, DELIVERY_SECONDS, logs)
-    [alert] = [a for a in get_json(f"{alertmanager}/api/v2/alerts") if a["labels"]["alertname"] == "InferenceLatencyHigh"]
+    [alert] = [
+        a for a in get_json(f"{alertmanager}/api/v2/alerts") if a["labels"]["alertname"] == "InferenceLatencyHigh"
+    ]
     assert alert["labels"] == {
         "alertname": "InferenceLatencyHigh",
         "severity": "warning",

@@ -31,7 +31,9 @@ def test_broken_custom_promql_is_a_problem_naming_the_rule() -> None:
     problems = promtool.validate_groups([group])
 
     assert len(problems) == 1
-    assert problems[0].startswith("rule group 'modelplane-custom', alert 'QueueBacklogHigh': could not parse expression")
+    assert problems[0].startswith(
+        "rule group 'modelplane-custom', alert 'QueueBacklogHigh': could not parse expression"
+    )
 
 
 def test_broken_template_is_a_problem_naming_the_rule() -> None:

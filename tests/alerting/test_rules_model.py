@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import yaml
@@ -48,7 +49,7 @@ VALID = AlertRule(
         ({"labels": {"team-name": "ml"}}, "must match"),
     ],
 )
-def test_alert_rule_rejects_bad_fields(changes: dict[str, object], message: str) -> None:
+def test_alert_rule_rejects_bad_fields(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         replace(VALID, **changes)
 
@@ -68,9 +69,9 @@ def test_recording_rule_and_group_validate() -> None:
 
 
 def test_thresholds_and_inputs_name_the_bad_value() -> None:
-    with pytest.raises(ValueError, match="throughput_drop_fraction=1.5"):
+    with pytest.raises(ValueError, match=r"throughput_drop_fraction=1\.5"):
         TrainingAlertThresholds(throughput_drop_fraction=1.5)
-    with pytest.raises(ValueError, match="availability=99.9"):
+    with pytest.raises(ValueError, match=r"availability=99\.9"):
         InferenceObjectives(p99_latency_seconds=0.5, max_queue_size=64, availability=99.9)
     with pytest.raises(ValueError, match=r"pool_max_sizes\['h100'\]=0"):
         platform_rules({"h100": 0})
@@ -138,9 +139,7 @@ def _series_names(spec_name: str, spec: MetricSpec) -> set[str]:
     return {spec_name}
 
 
-@pytest.mark.parametrize(
-    ("metrics", "rule_set"), [(TRAINING_METRICS, "training"), (INFERENCE_METRICS, "inference")]
-)
+@pytest.mark.parametrize(("metrics", "rule_set"), [(TRAINING_METRICS, "training"), (INFERENCE_METRICS, "inference")])
 def test_rules_read_only_the_metrics_the_workload_exports(metrics: dict[str, MetricSpec], rule_set: str) -> None:
     exported = {series for name, spec in metrics.items() for series in _series_names(name, spec)}
     # Recorded series (`level:metric:operation`) are the rules' own, not the workload's.

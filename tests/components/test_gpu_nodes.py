@@ -42,7 +42,7 @@ def test_system_nodes_use_the_standard_al2023_ami() -> None:
 
 
 def test_unknown_instance_type_is_refused() -> None:
-    with pytest.raises(KeyError, match="m7i.large"):
+    with pytest.raises(KeyError, match=r"m7i\.large"):
         ami_type_for("m7i.large")
 
 
@@ -62,7 +62,7 @@ def test_gpu_labels_name_pool_and_model_and_keep_user_labels() -> None:
 
 
 def test_user_labels_cannot_redefine_modelplane_labels() -> None:
-    with pytest.raises(ValueError, match="modelplane.io/pool set by modelplane"):
+    with pytest.raises(ValueError, match=r"modelplane\.io/pool set by modelplane"):
         gpu_node_labels("train", gpu_instance_type("g6.xlarge"), {POOL_LABEL: "other"})
 
 

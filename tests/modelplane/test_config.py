@@ -147,3 +147,43 @@ def test_unknown_pool_lookup_names_known_pools() -> None:
     env = parse_environment("dev", "us-east-1", sections())
     with pytest.raises(KeyError, match="pools: gpu-small"):
         env.gpu_pool("missing")
+
+
+def test_prod_needs_a_receiver_for_critical_alerts() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("prod", "us-east-1", sections())
+    assert any("no receiver takes 'critical' alerts" in p for p in caught.value.problems)
+    receivers = [{"name": "oncall", "kind": "pagerduty", "secret": "pagerduty_routing_key"}]
+    env = parse_environment("prod", "us-east-1", sections(monitoring={"receivers": receivers}))
+    assert env.monitoring.secret_keys() == ["grafana_admin_password", "pagerduty_routing_key"]
+
+
+@pytest.mark.parametrize(
+    ("monitoring", "expected"),
+    [
+        ({"prometheus_retention": "two weeks"}, "monitoring.prometheus_retention='two weeks': not a Prometheus duration"),
+        (
+            {"receivers": [{"name": "a", "kind": "email", "secret": "x"}]},
+            "monitoring.receivers[0].kind='email'",
+        ),
+        (
+            {"receivers": [{"name": "a", "kind": "slack", "secret": "x", "severities": ["page"]}]},
+            "severities ['page']: use one or more of critical, warning, info",
+        ),
+        (
+            {"receivers": [{"name": "a", "kind": "webhook", "secret": "x", "channel": "#c"}]},
+            "monitoring.receivers[0].channel='#c': only Slack receivers take a channel",
+        ),
+        (
+            {"receivers": [{"name": "a", "kind": "webhook", "secret": "budget"}]},
+            "monitoring.receivers[0].secret='budget': must be a snake_case config key that is not a section name",
+        ),
+        (
+            {"receivers": [{"name": "a", "kind": "webhook", "secret": "x"}, {"name": "a", "kind": "slack", "secret": "y"}]},
+            "receiver names must be unique",
+        ),
+    ],
+)
+def test_monitoring_rules(monitoring: dict[str, Any], expected: str) -> None:
+    problems = problems_of(sections(monitoring=monitoring))
+    assert any(expected in p for p in problems), problems
