@@ -15,7 +15,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -75,10 +74,6 @@ def time_bare_sdk(resources: int) -> float:
     return time.perf_counter() - start
 
 
-def best_of(repeat: int, measure: Callable[[], float]) -> float:
-    return min(measure() for _ in range(repeat))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best is kept")
@@ -93,7 +88,7 @@ def main() -> None:
             runs = [time_modelplane(stacks, environment) for _ in range(repeat)]
             ours = min(seconds for seconds, _ in runs)
             count = runs[0][1]
-            bare = best_of(repeat, lambda count=count: time_bare_sdk(count))
+            bare = min(time_bare_sdk(count) for _ in range(repeat))
             rows.append((pools, count, ours, bare))
             print(f"{pools:>4} pools: {count:>5} resources  modelplane {ours:7.3f}s  bare SDK {bare:7.3f}s")
 

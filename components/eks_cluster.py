@@ -25,6 +25,9 @@ NODE_POLICIES = (
 EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 EBS_CSI_NAMESPACE = "kube-system"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
+FSX_CSI_ADDON = "aws-fsx-csi-driver"
+FSX_CSI_POLICY = "AmazonFSxFullAccess"
+FSX_CSI_SERVICE_ACCOUNT = "fsx-csi-controller-sa"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ def managed_addons() -> list[ManagedAddon]:
         ManagedAddon("coredns", needs_nodes=True),
         ManagedAddon("aws-ebs-csi-driver", needs_nodes=True),
     ]
+
+
+def managed_policy_arn(partition: pulumi.Output[str], path: str) -> pulumi.Output[str]:
+    """The ARN of an AWS-managed IAM policy in the account's partition."""
+    return partition.apply(lambda p: f"arn:{p}:iam::aws:policy/{path}")
 
 
 def assume_role_policy(service: str, actions: Sequence[str] = ("sts:AssumeRole",)) -> str:
@@ -125,7 +133,7 @@ class EksCluster(pulumi.ComponentResource):
         region = aws.get_region_output(opts=invoke).region
 
         def aws_policy(path: str) -> pulumi.Output[str]:
-            return partition.apply(lambda p: f"arn:{p}:iam::aws:policy/{path}")
+            return managed_policy_arn(partition, path)
 
         cluster_role = aws.iam.Role(
             f"{name}-cluster-role",
@@ -251,6 +259,8 @@ class EksCluster(pulumi.ComponentResource):
 class EksNodeAddonsArgs(TypedDict):
     cluster_name: pulumi.Input[str]
     """The cluster (`EksCluster.cluster_name`) whose nodes run the add-ons."""
+    fsx_csi_driver: NotRequired[bool]
+    """Also run the FSx for Lustre CSI driver, with its own pod identity; default False."""
     tags: NotRequired[Mapping[str, str]]
     """Tags for every resource."""
 
@@ -272,6 +282,39 @@ class EksNodeAddons(pulumi.ComponentResource):
             for addon in managed_addons()
             if addon.needs_nodes
         ]
+        if args.get("fsx_csi_driver", False):
+            child = pulumi.ResourceOptions(parent=self)
+            partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+            fsx_role = aws.iam.Role(
+                f"{name}-fsx-csi-role",
+                assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+                tags=tags,
+                opts=child,
+            )
+            fsx_policy = aws.iam.RolePolicyAttachment(
+                f"{name}-fsx-csi-policy",
+                role=fsx_role.name,
+                policy_arn=managed_policy_arn(partition, FSX_CSI_POLICY),
+                opts=child,
+            )
+            identity = aws.eks.PodIdentityAssociation(
+                f"{name}-fsx-csi-identity",
+                cluster_name=args["cluster_name"],
+                namespace=EBS_CSI_NAMESPACE,
+                service_account=FSX_CSI_SERVICE_ACCOUNT,
+                role_arn=fsx_role.arn,
+                tags=tags,
+                opts=child,
+            )
+            addons.append(
+                _addon(
+                    name,
+                    FSX_CSI_ADDON,
+                    args["cluster_name"],
+                    tags,
+                    pulumi.ResourceOptions(parent=self, depends_on=[fsx_policy, identity]),
+                )
+            )
         self.addon_names = pulumi.Output.all(*[addon.addon_name for addon in addons])
         self.register_outputs({"addon_names": self.addon_names})
 

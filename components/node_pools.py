@@ -80,7 +80,7 @@ class GpuNodePoolArgs(TypedDict):
     """The VPC of `subnet_ids`; required with efa (for the EFA security group)."""
     cluster_security_group_id: NotRequired[pulumi.Input[str]]
     """`EksCluster.cluster_security_group_id`; required with efa, whose interfaces must name every group."""
-    capacity_reservation_id: NotRequired[str]
+    capacity_reservation_id: NotRequired[str | None]
     """The capacity block's reservation (cr-...); required with CAPACITY_BLOCK."""
     labels: NotRequired[Mapping[str, str]]
     """Extra Kubernetes node labels."""

@@ -399,7 +399,9 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
     receivers = env.monitoring.receivers
     for index, receiver in enumerate(receivers):
         if receiver.channel is not None and receiver.kind is not ReceiverKind.SLACK:
-            problems.append(f"monitoring.receivers[{index}].channel={receiver.channel!r}: only Slack receivers take a channel")
+            problems.append(
+                f"monitoring.receivers[{index}].channel={receiver.channel!r}: only Slack receivers take a channel"
+            )
     names = [r.name for r in receivers]
     if len(set(names)) != len(names):
         problems.append(f"monitoring.receivers={names}: receiver names must be unique")

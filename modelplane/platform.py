@@ -7,13 +7,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.artifact_store import ArtifactStore
+from components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from components.container_registry import ContainerRegistry
 from components.device_plugin import NvidiaDevicePlugin
-from components.eks_cluster import EksCluster
+from components.eks_cluster import EksCluster, EksNodeAddons
+from components.lustre_volume import LustreStorageClass
 from components.network import Network
 from components.node_pools import GpuNodePool, SystemNodePool
 from modelplane.config import EnvironmentConfig
+
+WORKLOAD_NAMESPACE = "ml"
+"""Namespace of training jobs, inference services and their data volumes."""
 
 
 def cluster_name_for(env: EnvironmentConfig) -> str:
@@ -55,7 +59,6 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
         {
             "cluster_name": cluster_name,
             "kubernetes_version": env.cluster.kubernetes_version,
-            "vpc_id": network.vpc_id,
             "subnet_ids": network.private_subnet_ids,
             "endpoint_access": env.cluster.endpoint_access,
             "public_access_cidrs": env.cluster.public_access_cidrs,
@@ -81,6 +84,11 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
             "tags": tags,
         },
     )
+    EksNodeAddons(
+        "node-addons",
+        {"cluster_name": cluster.cluster_name, "fsx_csi_driver": env.storage.fsx is not None, "tags": tags},
+        opts=pulumi.ResourceOptions(depends_on=[system_pool]),
+    )
     gpu_pools = {
         pool.name: GpuNodePool(
             f"gpu-{pool.name}",
@@ -89,6 +97,7 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
                 "node_role_arn": cluster.node_role_arn,
                 "subnet_ids": network.private_subnet_ids,
                 "vpc_id": network.vpc_id,
+                "cluster_security_group_id": cluster.cluster_security_group_id,
                 "pool_name": pool.name,
                 "instance_type": pool.instance_type,
                 "capacity_type": pool.capacity_type,
@@ -108,15 +117,38 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     }
     NvidiaDevicePlugin("nvidia-device-plugin", {}, opts=on_cluster)
 
-    artifacts = ArtifactStore(
-        "artifacts",
-        {
-            "bucket_prefix": f"modelplane-{env.name}-artifacts",
-            "checkpoint_version_days": env.storage.checkpoint_version_days,
-            "force_destroy": env.storage.force_destroy,
-            "tags": tags,
-        },
-    )
+    first_private_subnet = network.private_subnet_ids.apply(lambda ids: ids[0])
+    store_args: ArtifactStoreArgs = {
+        "bucket_prefix": f"modelplane-{env.name}-artifacts-",
+        "checkpoint_version_days": env.storage.checkpoint_version_days,
+        "force_destroy": env.storage.force_destroy,
+        "tags": tags,
+    }
+    if env.storage.fsx is not None:
+        store_args["fsx"] = {
+            "subnet_id": first_private_subnet,
+            "storage_capacity_gib": env.storage.fsx.storage_capacity_gib,
+            "throughput_per_tib": env.storage.fsx.throughput_per_tib,
+            "import_prefix": env.storage.fsx.import_prefix,
+            "vpc_id": network.vpc_id,
+            "vpc_cidr": env.network.cidr,
+        }
+    artifacts = ArtifactStore("artifacts", store_args)
+    if env.storage.fsx is not None:
+        assert artifacts.fsx_file_system_id and artifacts.fsx_dns_name and artifacts.fsx_mount_name
+        LustreStorageClass(
+            "lustre",
+            {
+                "subnet_id": first_private_subnet,
+                "security_group_ids": cluster.cluster_security_group_id.apply(lambda group: [group]),
+                "file_system_id": artifacts.fsx_file_system_id,
+                "dns_name": artifacts.fsx_dns_name,
+                "mount_name": artifacts.fsx_mount_name,
+                "namespace": WORKLOAD_NAMESPACE,
+                "storage_capacity_gib": env.storage.fsx.storage_capacity_gib,
+            },
+            opts=on_cluster,
+        )
     registry = ContainerRegistry(
         "registry",
         {

@@ -109,6 +109,10 @@ class PlanMocks(pulumi.runtime.Mocks):
             state.setdefault(
                 "identities", [{"oidcs": [{"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/MOCK"}]}]
             )
+        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.setdefault("latestVersion", 1)
+        if args.typ == "aws:eks/nodeGroup:NodeGroup":
+            state.setdefault("nodeGroupName", args.name)
         if args.typ == "aws:ecr/repository:Repository":
             state.setdefault(
                 "repositoryUrl", f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{state.get('name', args.name)}"

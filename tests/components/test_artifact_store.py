@@ -138,8 +138,9 @@ def test_lifecycle_expires_noncurrent_checkpoints_and_aborts_uploads(store):
 
 def test_outputs_name_the_bucket_and_key_and_no_file_system(run_program):
     outputs: dict[str, Any] = {}
-    run_program(_store({}, outputs))
-    assert outputs["bucket_name"].startswith("artifacts-bucket")
+    store = run_program(_store({}, outputs))
+    bucket_prefix = store.one(S3 + "bucket:Bucket").inputs["bucketPrefix"]
+    assert outputs["bucket_name"].startswith(bucket_prefix)
     assert outputs["bucket_arn"] == f"arn:aws:s3:::{outputs['bucket_name']}"
     assert outputs["kms_key_arn"].startswith("arn:aws:kms:")
     assert outputs["store"].fsx_file_system_id is None
@@ -172,7 +173,8 @@ def test_fsx_security_group_opens_only_lustre_ports_within_the_vpc(store_with_fs
 def test_fsx_links_datasets_to_the_bucket_prefix_both_ways(store_with_fsx):
     link = store_with_fsx.one("aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation", "artifacts-lustre-link")
     assert link.inputs["fileSystemPath"] == "/datasets"
-    assert link.inputs["dataRepositoryPath"].startswith("s3://artifacts-bucket")
+    bucket = store_with_fsx.one("aws:s3/bucket:Bucket")
+    assert link.inputs["dataRepositoryPath"].startswith(f"s3://{bucket.inputs['bucketPrefix']}")
     assert link.inputs["dataRepositoryPath"].endswith("/datasets/")
     assert dig(link.inputs, "s3", "autoImportPolicy", "events") == ["NEW", "CHANGED", "DELETED"]
     assert dig(link.inputs, "s3", "autoExportPolicy", "events") == ["NEW", "CHANGED", "DELETED"]

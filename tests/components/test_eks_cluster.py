@@ -16,7 +16,6 @@ from components.eks_cluster import (
     managed_addons,
 )
 from modelplane.config import EndpointAccess
-from tests.components.invoke_failures import answer_invokes_without_failures
 from tests.conftest import ProgramRunner
 from tests.resources import Registered, dig
 
@@ -24,11 +23,6 @@ CLUSTER = "aws:eks/cluster:Cluster"
 ADDON = "aws:eks/addon:Addon"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
-
-
-@pytest.fixture(autouse=True)
-def _invokes(monkeypatch: pytest.MonkeyPatch) -> None:
-    answer_invokes_without_failures(monkeypatch)
 
 
 def cluster(run_program: ProgramRunner, made: list[EksCluster] | None = None, **overrides: Any) -> Registered:

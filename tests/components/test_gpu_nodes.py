@@ -88,7 +88,12 @@ def test_al2023_sizes_its_root_volume_encrypted_gp3() -> None:
 def test_bottlerocket_sizes_its_data_volume() -> None:
     (mapping,) = block_device_mappings(AmiFamily.BOTTLEROCKET, 500)
     assert mapping["device_name"] == "/dev/xvdb"
-    assert mapping["ebs"]["volume_size"] == 500
+    assert mapping["ebs"] == {
+        "volume_size": 500,
+        "volume_type": "gp3",
+        "encrypted": "true",
+        "delete_on_termination": "true",
+    }
 
 
 @pytest.mark.parametrize(("instance_type", "count"), [("g6.8xlarge", 1), ("p4d.24xlarge", 4), ("p5.48xlarge", 32)])

@@ -4,18 +4,12 @@ import pytest
 
 from components.network import Network, NetworkArgs
 from modelplane.config import NatGateways
-from tests.components.invoke_failures import answer_invokes_without_failures
 from tests.conftest import ProgramRunner
 from tests.resources import Registered
 
 SUBNET = "aws:ec2/subnet:Subnet"
 NAT = "aws:ec2/natGateway:NatGateway"
 ROUTE = "aws:ec2/route:Route"
-
-
-@pytest.fixture(autouse=True)
-def _invokes(monkeypatch: pytest.MonkeyPatch) -> None:
-    answer_invokes_without_failures(monkeypatch)
 
 
 def network(run_program: ProgramRunner, **overrides: object) -> Registered:

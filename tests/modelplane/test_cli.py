@@ -53,7 +53,9 @@ def test_plan_diff_lists_changes_against_an_older_plan(tmp_path: Path) -> None:
     old_plan = tmp_path / "old-plan.json"
     shutil.copy(build / "dev" / "plan.json", old_plan)
     stack_file = stacks / "Pulumi.dev.yaml"
-    stack_file.write_text(stack_file.read_text().replace("max_size: 2\n      disk_size_gib: 150", "max_size: 1\n      disk_size_gib: 150"))
+    stack_file.write_text(
+        stack_file.read_text().replace("max_size: 2\n      disk_size_gib: 150", "max_size: 1\n      disk_size_gib: 150")
+    )
     result = runner.invoke(
         app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(build), "--diff", str(old_plan)]
     )

@@ -161,7 +161,10 @@ def test_prod_needs_a_receiver_for_critical_alerts() -> None:
 @pytest.mark.parametrize(
     ("monitoring", "expected"),
     [
-        ({"prometheus_retention": "two weeks"}, "monitoring.prometheus_retention='two weeks': not a Prometheus duration"),
+        (
+            {"prometheus_retention": "two weeks"},
+            "monitoring.prometheus_retention='two weeks': not a Prometheus duration",
+        ),
         (
             {"receivers": [{"name": "a", "kind": "email", "secret": "x"}]},
             "monitoring.receivers[0].kind='email'",
@@ -179,7 +182,12 @@ def test_prod_needs_a_receiver_for_critical_alerts() -> None:
             "monitoring.receivers[0].secret='budget': must be a snake_case config key that is not a section name",
         ),
         (
-            {"receivers": [{"name": "a", "kind": "webhook", "secret": "x"}, {"name": "a", "kind": "slack", "secret": "y"}]},
+            {
+                "receivers": [
+                    {"name": "a", "kind": "webhook", "secret": "x"},
+                    {"name": "a", "kind": "slack", "secret": "y"},
+                ]
+            },
             "receiver names must be unique",
         ),
     ],

@@ -42,7 +42,9 @@ def test_plan_json_follows_the_contract(planned: dict[str, Any], environment: st
         assert resource["urn"].startswith(f"urn:pulumi:{environment}::modelplane::")
     urns = {r["urn"] for r in document["resources"]}
     for resource in document["resources"]:
-        assert resource["parent"] in urns or resource["parent"].endswith("pulumi:pulumi:Stack::modelplane-" + environment)
+        assert resource["parent"] in urns or resource["parent"].endswith(
+            "pulumi:pulumi:Stack::modelplane-" + environment
+        )
         assert set(resource["dependencies"]) <= urns
     assert document["cost"]["within_budget"] is True
     assert document["cost"]["total_max_gpus"] == sum(p["max_gpus"] for p in document["cost"]["pools"])
@@ -84,7 +86,11 @@ def test_gpu_node_groups_are_nvidia_tainted_imdsv2_and_encrypted(planned: dict[s
 
 def test_device_plugin_tolerates_the_gpu_taint(planned: dict[str, Any]) -> None:
     _, document, _ = planned["dev"]
-    releases = [r for r in resources_of(document, "kubernetes:helm.sh/v3:Release") if r["inputs"]["chart"] == "nvidia-device-plugin"]
+    releases = [
+        r
+        for r in resources_of(document, "kubernetes:helm.sh/v3:Release")
+        if r["inputs"]["chart"] == "nvidia-device-plugin"
+    ]
     (release,) = releases
     assert release["inputs"]["version"]
     tolerations = dig(release, "inputs", "values", "tolerations")
