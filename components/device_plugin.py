@@ -11,15 +11,14 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.gpu_nodes import GPU_PRESENT_LABEL, GPU_TAINT_EFFECT, GPU_TAINT_KEY
+
 COMPONENT_TYPE = "modelplane:gpu:NvidiaDevicePlugin"
 CHART_NAME = "nvidia-device-plugin"
 CHART_REPOSITORY = "https://nvidia.github.io/k8s-device-plugin"
 CHART_VERSION = "0.17.1"
 """Pinned so a chart release never changes the cluster without a reviewed commit."""
 DEFAULT_NAMESPACE = "nvidia-device-plugin"
-# TODO(lead): use components.gpu_nodes (GPU_TAINT_KEY, gpu_toleration) once it lands.
-GPU_TAINT_KEY = "nvidia.com/gpu"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -34,7 +33,8 @@ def device_plugin_values(gpu_feature_discovery: bool = False) -> dict[str, Any]:
     """Helm values for the chart: run on every GPU node, tainted or not, ahead of ordinary pods."""
     return {
         # GPU nodes carry this taint; a plugin that cannot tolerate it leaves every GPU unusable.
-        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+        # Exists rather than Equal: the plugin must run whatever value a node's GPU taint carries.
+        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": GPU_TAINT_EFFECT}],
         "nodeSelector": {GPU_PRESENT_LABEL: "true"},
         # Evicting the plugin under node pressure would withdraw the node's GPUs from the scheduler.
         "priorityClassName": "system-node-critical",
