@@ -11,12 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from components.alerting.promtool import PromtoolMissingError
 from components.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
 from modelplane.automation import Operation, PulumiCliMissing, run_operation
 from modelplane.config import ConfigError
 from modelplane.plan.diff import diff_plans
 from modelplane.plan.engine import plan_environment, write_plan
 from modelplane.plan.report import cost_table, counts_table, print_diff, resource_tree
+from modelplane.plan.rules import check_rule_files
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
 
 app = typer.Typer(
@@ -46,6 +48,9 @@ def plan(
     stacks_dir: StacksOpt = Path("stacks"),
     build_dir: BuildOpt = Path("build"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only counts and cost, not the tree.")] = False,
+    check_rules: Annotated[
+        bool, typer.Option("--check-rules/--no-check-rules", help="Check the rendered alert rules with promtool.")
+    ] = True,
 ) -> None:
     """Preview ENV offline: no Pulumi CLI, no cloud credentials, no network."""
     old_plan = None
@@ -63,11 +68,23 @@ def plan(
         console.print(resource_tree(environment, result.resources))
     console.print(counts_table(result.resources))
     console.print(cost_table(result.cost))
+    out = files.plan_json.parent
     console.print(
-        f"Wrote {files.plan_json} and {len(files.manifests)} manifests under {files.plan_json.parent}/manifests"
+        f"Wrote {files.plan_json}, {len(files.manifests)} manifests under {out}/manifests "
+        f"and {len(files.rules)} rule files under {out}/rules"
     )
+    for key in result.extras.get("unset_secrets", []):
+        console.print(f"[yellow]note:[/yellow] secret {key} is not set; before `up`: pulumi config set --secret {key}")
     if old_plan is not None:
         print_diff(console, diff_plans(old_plan, result.to_json()))
+    if check_rules:
+        try:
+            problems = check_rule_files(files.rules)
+        except PromtoolMissingError as exc:
+            raise _fail(f"{exc}; or plan with --no-check-rules") from None
+        if problems:
+            raise _fail("promtool rejects alert rules:\n" + "\n".join(f"  - {p}" for p in problems))
+        console.print(f"promtool: {len(files.rules)} rule files OK")
 
 
 @app.command()

@@ -7,17 +7,31 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.alerting.custom_rules import custom_rule_group
+from components.alerting.gpu_rules import gpu_rules
+from components.alerting.platform_rules import platform_rules
+from components.alerting.rules import RuleGroup
 from components.artifact_store import ArtifactStore, ArtifactStoreArgs
+from components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
 from components.container_registry import ContainerRegistry
 from components.device_plugin import NvidiaDevicePlugin
 from components.eks_cluster import EksCluster, EksNodeAddons
 from components.lustre_volume import LustreStorageClass
+from components.monitoring_stack import MonitoringStack
 from components.network import Network
 from components.node_pools import GpuNodePool, SystemNodePool
-from modelplane.config import EnvironmentConfig
+from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig
 
 WORKLOAD_NAMESPACE = "ml"
 """Namespace of training jobs, inference services and their data volumes."""
+
+
+def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:
+    """The alert rules every environment runs: GPU health, platform health, and the team's own."""
+    groups = [gpu_rules(), platform_rules({pool.name: pool.max_size for pool in env.gpu_node_pools})]
+    if env.monitoring.custom_alerts:
+        groups.append(custom_rule_group(env.monitoring.custom_alerts))
+    return groups
 
 
 def cluster_name_for(env: EnvironmentConfig) -> str:
@@ -39,6 +53,7 @@ class Platform:
     gpu_pools: dict[str, GpuNodePool]
     artifacts: ArtifactStore
     registry: ContainerRegistry
+    monitoring: MonitoringStack
 
 
 def deploy_platform(env: EnvironmentConfig) -> Platform:
@@ -84,7 +99,7 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
             "tags": tags,
         },
     )
-    EksNodeAddons(
+    node_addons = EksNodeAddons(
         "node-addons",
         {"cluster_name": cluster.cluster_name, "fsx_csi_driver": env.storage.fsx is not None, "tags": tags},
         opts=pulumi.ResourceOptions(depends_on=[system_pool]),
@@ -116,6 +131,22 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
         for pool in env.gpu_node_pools
     }
     NvidiaDevicePlugin("nvidia-device-plugin", {}, opts=on_cluster)
+    block_storage = EncryptedBlockStorage(
+        "block-storage", {}, opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[node_addons])
+    )
+    config = pulumi.Config(CONFIG_NAMESPACE)
+    monitoring = MonitoringStack(
+        "monitoring",
+        {
+            "monitoring": env.monitoring,
+            "environment": env.name,
+            "grafana_admin_password": config.require_secret(env.monitoring.grafana_admin_password_secret),
+            "receiver_secrets": {r.secret: config.require_secret(r.secret) for r in env.monitoring.receivers},
+            "rule_groups": platform_rule_groups(env),
+            "storage_class": DEFAULT_STORAGE_CLASS,
+        },
+        opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[system_pool, node_addons, block_storage]),
+    )
 
     first_private_subnet = network.private_subnet_ids.apply(lambda ids: ids[0])
     store_args: ArtifactStoreArgs = {
@@ -163,4 +194,5 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("artifact_bucket", artifacts.bucket_name)
     pulumi.export("repository_urls", registry.repository_urls)
-    return Platform(env, network, cluster, kubernetes, gpu_pools, artifacts, registry)
+    pulumi.export("grafana_url", monitoring.grafana_url)
+    return Platform(env, network, cluster, kubernetes, gpu_pools, artifacts, registry, monitoring)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import runpy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from modelplane.plan.cost import CostReport, cost_report
 from modelplane.plan.harness import run_under_mocks
 from modelplane.plan.manifests import kubernetes_manifests, write_manifests
 from modelplane.plan.mocks import RecordedResource
+from modelplane.plan.rules import RuleFile, rule_files, write_rule_files
 from modelplane.stack_config import environment_from_stack_file, read_stack_file, with_secret_placeholders
 
 PLAN_SCHEMA_VERSION = 1
@@ -29,6 +30,9 @@ class Plan:
 
     def manifests(self) -> list[dict[str, Any]]:
         return kubernetes_manifests(self.resources)
+
+    def rule_files(self) -> list[RuleFile]:
+        return rule_files(self.resources)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,7 @@ class Plan:
                 for r in self.resources
             ],
             "cost": self.cost.to_json(),
+            "rules": [rule_file.summary() for rule_file in self.rule_files()],
             **self.extras,
         }
 
@@ -82,17 +87,15 @@ def plan_environment(environment: str, stacks_dir: Path) -> Plan:
 class PlanFiles:
     plan_json: Path
     manifests: list[Path]
+    rules: list[Path]
 
 
 def write_plan(plan: Plan, build_dir: Path) -> PlanFiles:
-    """Write `build/ENV/plan.json` and `build/ENV/manifests/*.yaml`."""
+    """Write `build/ENV/plan.json`, `build/ENV/manifests/*.yaml` and `build/ENV/rules/*.yml`."""
     out = build_dir / plan.environment
     out.mkdir(parents=True, exist_ok=True)
     plan_json = out / "plan.json"
     plan_json.write_text(json.dumps(plan.to_json(), indent=2, sort_keys=False) + "\n")
     manifests = write_manifests(plan.manifests(), out / "manifests")
-    return PlanFiles(plan_json=plan_json, manifests=manifests)
-
-
-def resource_summary(resource: RecordedResource) -> dict[str, Any]:
-    return asdict(resource)
+    rules = write_rule_files(plan.rule_files(), out / "rules")
+    return PlanFiles(plan_json=plan_json, manifests=manifests, rules=rules)

@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
-from modelplane.plan.mocks import RecordedResource
+from modelplane.plan.mocks import SECRET_PLACEHOLDER, RecordedResource
+
+REDACTED_ANNOTATION = "modelplane.io/plan-redacted"
 
 # Types the Kubernetes provider manages that are not objects of the cluster's API.
 _NOT_OBJECTS = ("kubernetes:helm.sh/", "pulumi:providers:", "kubernetes:yaml")
@@ -28,6 +30,12 @@ def manifest_of(resource: RecordedResource) -> dict[str, Any]:
     manifest = dict(resource.inputs)
     metadata = dict(manifest.get("metadata") or {})
     metadata.setdefault("name", resource.name)
+    # A plan never holds secret values: drop redacted fields and say so, keeping the object valid.
+    redacted = sorted(key for key, value in manifest.items() if value == SECRET_PLACEHOLDER)
+    for key in redacted:
+        del manifest[key]
+    if redacted:
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), REDACTED_ANNOTATION: ",".join(redacted)}
     manifest["metadata"] = metadata
     ordered: dict[str, Any] = {key: manifest[key] for key in ("apiVersion", "kind", "metadata") if key in manifest}
     ordered.update({key: value for key, value in manifest.items() if key not in ordered})
@@ -36,6 +44,10 @@ def manifest_of(resource: RecordedResource) -> dict[str, Any]:
 
 def kubernetes_manifests(resources: list[RecordedResource]) -> list[dict[str, Any]]:
     return [manifest_of(r) for r in resources if is_kubernetes_object(r)]
+
+
+def manifests_of_kind(resources: list[RecordedResource], kind: str) -> list[dict[str, Any]]:
+    return [m for m in kubernetes_manifests(resources) if m["kind"] == kind]
 
 
 def manifest_filename(manifest: dict[str, Any]) -> str:

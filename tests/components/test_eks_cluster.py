@@ -152,7 +152,7 @@ def test_cluster_installs_the_addons_that_need_no_nodes(run_program: ProgramRunn
 def test_node_addons_install_coredns_and_the_ebs_csi_driver(run_program: ProgramRunner) -> None:
     reg = run_program(lambda: EksNodeAddons("addons", {"cluster_name": "demo"}))
     component = reg.one("modelplane:cluster:EksNodeAddons", "addons")
-    assert [a.name for a in reg.children_of(component)] == ["addons-coredns", "addons-aws-ebs-csi-driver"]
+    assert sorted(a.name for a in reg.children_of(component)) == ["addons-aws-ebs-csi-driver", "addons-coredns"]
     assert [a.inputs["addonName"] for a in reg.of_type(ADDON)] == ["coredns", "aws-ebs-csi-driver"]
 
 

@@ -61,7 +61,7 @@ def test_public_subnets_route_to_the_internet_gateway(run_program: ProgramRunner
 def test_per_az_nat_gives_each_private_subnet_its_own_gateway(run_program: ProgramRunner) -> None:
     reg = network(run_program, nat_gateways=NatGateways.PER_AZ)
     nats = reg.of_type(NAT)
-    assert [n.name for n in nats] == ["net-nat-0", "net-nat-1", "net-nat-2"]
+    assert sorted(n.name for n in nats) == ["net-nat-0", "net-nat-1", "net-nat-2"]
     assert all(reg.one(NAT, f"net-nat-{i}").inputs["subnetId"].startswith(f"net-public-{i}-") for i in range(3))
     assert len(reg.of_type("aws:ec2/eip:Eip")) == 3
     routes = [reg.one(ROUTE, f"net-private-default-{i}").inputs["natGatewayId"] for i in range(3)]

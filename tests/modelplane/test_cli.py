@@ -62,7 +62,9 @@ def test_plan_diff_lists_changes_against_an_older_plan(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "~ update aws:eks/nodeGroup:NodeGroup" in result.output
     assert "scalingConfig.maxSize: 2.0 -> 1.0" in result.output
-    assert "0 to add, 1 to change, 0 to destroy" in result.output
+    # The pool's at-max-size alert follows its max size: one spec, two resources.
+    assert "~ update kubernetes:monitoring.coreos.com/v1:PrometheusRule" in result.output
+    assert "0 to add, 2 to change, 0 to destroy" in result.output
 
 
 def test_validate_reports_ok_and_errors(tmp_path: Path) -> None:
