@@ -13,6 +13,7 @@ from rich.table import Table
 
 from components.alerting.promtool import PromtoolMissingError
 from components.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
+from modelplane.alert_catalogue import alert_catalogue, markdown_table
 from modelplane.automation import Operation, PulumiCliMissing, run_operation
 from modelplane.config import ConfigError
 from modelplane.plan.diff import diff_plans
@@ -115,6 +116,20 @@ def catalog() -> None:
             t.architecture.value,
             f"{t.on_demand_usd_per_hour:.4f}",
         )
+    console.print(table)
+
+
+@app.command()
+def alerts(markdown: Annotated[bool, typer.Option("--markdown", help="Print as a Markdown table.")] = False) -> None:
+    """List every alert modelplane ships: severity, meaning and what to do."""
+    if markdown:
+        print(markdown_table())
+        return
+    table = Table(title="Alerts")
+    for column in ("alert", "rule set", "severity", "meaning", "what to do"):
+        table.add_column(column)
+    for entry in alert_catalogue():
+        table.add_row(entry.alert, entry.rule_set, entry.severity, entry.meaning, entry.action)
     console.print(table)
 
 

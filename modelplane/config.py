@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from components.alerting.custom_rules import CustomRuleError, parse_custom_rule
 from components.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, known_types, monthly_cost_usd
 
 CONFIG_NAMESPACE = "modelplane"
@@ -411,6 +412,11 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
             "monitoring.receivers: no receiver takes 'critical' alerts; add one (slack, pagerduty or webhook) "
             "with severities: [critical]"
         )
+    for index, raw_alert in enumerate(env.monitoring.custom_alerts):
+        try:
+            parse_custom_rule(raw_alert, where=f"monitoring.custom_alerts[{index}]")
+        except CustomRuleError as invalid:
+            problems.extend(invalid.problems)
     if env.system_node_pool.max_size < env.system_node_pool.min_size:
         problems.append(
             f"system_node_pool.max_size={env.system_node_pool.max_size}: must be at least min_size "

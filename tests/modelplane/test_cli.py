@@ -91,3 +91,44 @@ def test_automation_commands_fail_at_once_without_the_pulumi_cli(command: str, t
     assert len(lines) == 1
     assert "the Pulumi CLI is not installed" in lines[0]
     assert "modelplane plan ENV" in lines[0]
+
+
+def test_custom_alert_with_broken_promql_fails_the_plan_naming_it(tmp_path: Path) -> None:
+    stacks = copy_stacks(tmp_path)
+    stack_file = stacks / "Pulumi.dev.yaml"
+    custom = (
+        "    custom_alerts:\n"
+        "      - alert: QueueBacklogHigh\n"
+        "        expr: sum(rate(modelplane_inference_requests_total[5m]) > \n"
+        "        summary: Requests pile up\n"
+    )
+    stack_file.write_text(stack_file.read_text().replace("  modelplane:tags:", custom + "  modelplane:tags:"))
+    result = runner.invoke(app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert "promtool rejects alert rules" in result.output
+    assert '"QueueBacklogHigh": could not parse expression' in result.output
+
+
+def test_custom_alert_without_summary_is_a_config_error(tmp_path: Path) -> None:
+    stacks = copy_stacks(tmp_path)
+    stack_file = stacks / "Pulumi.dev.yaml"
+    custom = "    custom_alerts:\n      - alert: Quiet\n        expr: up == 0\n"
+    stack_file.write_text(stack_file.read_text().replace("  modelplane:tags:", custom + "  modelplane:tags:"))
+    result = runner.invoke(app, ["validate", "dev", "--stacks-dir", str(stacks)])
+    assert result.exit_code == 1
+    assert "monitoring.custom_alerts[0]: summary: Field required" in result.output
+
+
+def test_valid_custom_alert_is_deployed_and_written_to_the_rule_files(tmp_path: Path) -> None:
+    stacks = copy_stacks(tmp_path)
+    stack_file = stacks / "Pulumi.dev.yaml"
+    custom = (
+        "    custom_alerts:\n      - alert: TrainerImagePullFailing\n"
+        '        expr: kube_pod_container_status_waiting_reason{reason="ImagePullBackOff"} > 0\n'
+        "        summary: An image cannot be pulled\n"
+    )
+    stack_file.write_text(stack_file.read_text().replace("  modelplane:tags:", custom + "  modelplane:tags:"))
+    result = runner.invoke(app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    rules = json.loads((tmp_path / "b" / "dev" / "plan.json").read_text())["rules"]
+    assert any("TrainerImagePullFailing" in r["alerts"] for r in rules)
