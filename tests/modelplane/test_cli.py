@@ -30,6 +30,7 @@ def test_plan_prints_tree_counts_cost_and_writes_plan(tmp_path: Path) -> None:
     assert "Resources by type" in result.output
     assert "gpu-small" in result.output
     assert "within budget" in result.output
+    assert "promtool: 1 rule files OK" in result.output
     document = json.loads((tmp_path / "dev" / "plan.json").read_text())
     assert document["environment"] == "dev"
 
