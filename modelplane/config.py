@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.alerting.custom_rules import CustomRuleError, parse_custom_rule
 from components.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, known_types, monthly_cost_usd
+from workloads.training.spec import PoolCapacity, TrainingJobSpec, job_problems
 
 CONFIG_NAMESPACE = "modelplane"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
@@ -304,6 +305,7 @@ class EnvironmentConfig(StrictModel):
     registries: RegistryConfig = RegistryConfig()
     budget: BudgetConfig
     monitoring: MonitoringConfig = MonitoringConfig()
+    training_jobs: list[TrainingJobSpec] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
 
     def gpu_pool(self, name: str) -> GpuNodePoolConfig:
@@ -412,6 +414,16 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
             "monitoring.receivers: no receiver takes 'critical' alerts; add one (slack, pagerduty or webhook) "
             "with severities: [critical]"
         )
+    pools = {
+        pool.name: PoolCapacity(gpu_instance_type(pool.instance_type).gpus, pool.max_size)
+        for pool in env.gpu_node_pools
+    }
+    job_names: set[str] = set()
+    for index, job in enumerate(env.training_jobs):
+        if job.name in job_names:
+            problems.append(f"training_jobs[{index}].name={job.name!r}: already used; job names must be unique")
+        job_names.add(job.name)
+        problems.extend(job_problems(index, job, pools))
     for index, raw_alert in enumerate(env.monitoring.custom_alerts):
         try:
             parse_custom_rule(raw_alert, where=f"monitoring.custom_alerts[{index}]")
