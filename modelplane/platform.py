@@ -16,14 +16,21 @@ from components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorag
 from components.container_registry import ContainerRegistry
 from components.device_plugin import NvidiaDevicePlugin
 from components.eks_cluster import EksCluster, EksNodeAddons
+from components.kubeflow_trainer import KubeflowTrainer
 from components.lustre_volume import LustreStorageClass
 from components.monitoring_stack import MonitoringStack
 from components.network import Network
 from components.node_pools import GpuNodePool, SystemNodePool
 from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig
+from workloads.training.job import TrainingJob
 
 WORKLOAD_NAMESPACE = "ml"
 """Namespace of training jobs, inference services and their data volumes."""
+
+
+def repository_of(image: str) -> str:
+    """The registry repository a workload's `image` names (`trainer:1.0` -> `trainer`)."""
+    return image.split("@", 1)[0].split(":", 1)[0]
 
 
 def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:
@@ -195,4 +202,48 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     pulumi.export("artifact_bucket", artifacts.bucket_name)
     pulumi.export("repository_urls", registry.repository_urls)
     pulumi.export("grafana_url", monitoring.grafana_url)
-    return Platform(env, network, cluster, kubernetes, gpu_pools, artifacts, registry, monitoring)
+    platform = Platform(env, network, cluster, kubernetes, gpu_pools, artifacts, registry, monitoring)
+    deploy_training_jobs(platform, system_pool)
+    return platform
+
+
+def repository_url(registry: ContainerRegistry, repository: str) -> pulumi.Output[str]:
+    return registry.repository_urls.apply(lambda urls: urls[repository])
+
+
+def deploy_training_jobs(platform: Platform, system_pool: SystemNodePool) -> None:
+    """Kubeflow Trainer and one TrainingJob per `training_jobs` entry, when the environment declares any."""
+    env = platform.env
+    if not env.training_jobs:
+        return
+    on_cluster = pulumi.ResourceOptions(provider=platform.kubernetes)
+    trainer = KubeflowTrainer(
+        "kubeflow-trainer", {}, opts=pulumi.ResourceOptions(provider=platform.kubernetes, depends_on=[system_pool])
+    )
+    workload_namespace = k8s.core.v1.Namespace(
+        "workload-namespace",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=WORKLOAD_NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted"}
+        ),
+        opts=on_cluster,
+    )
+    for job in env.training_jobs:
+        pool = env.gpu_pool(job.gpu_pool)
+        TrainingJob(
+            f"train-{job.name}",
+            {
+                "spec": job,
+                "cluster_name": platform.cluster.cluster_name,
+                "image_repository_url": repository_url(platform.registry, repository_of(job.image)),
+                "artifact_bucket": platform.artifacts.bucket_name,
+                "artifact_bucket_arn": platform.artifacts.bucket_arn,
+                "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
+                "instance_type": pool.instance_type,
+                "efa": pool.efa,
+                "namespace": WORKLOAD_NAMESPACE,
+            },
+            opts=pulumi.ResourceOptions(
+                providers=[platform.kubernetes],
+                depends_on=[trainer, workload_namespace, platform.gpu_pools[pool.name]],
+            ),
+        )

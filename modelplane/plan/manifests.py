@@ -25,9 +25,20 @@ def is_kubernetes_object(resource: RecordedResource) -> bool:
     )
 
 
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """The engine carries every number as a float; Kubernetes wants `replicas: 2`, not `2.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(item) for item in value]
+    return value
+
+
 def manifest_of(resource: RecordedResource) -> dict[str, Any]:
     """The object as applied; a missing name is the one Pulumi auto-names from (the resource name)."""
-    manifest = dict(resource.inputs)
+    manifest = _whole_numbers_as_ints(dict(resource.inputs))
     metadata = dict(manifest.get("metadata") or {})
     metadata.setdefault("name", resource.name)
     # A plan never holds secret values: drop redacted fields and say so, keeping the object valid.

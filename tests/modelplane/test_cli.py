@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from modelplane.cli import app
@@ -15,6 +17,14 @@ from modelplane.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / "stacks"
 runner = CliRunner()
+
+
+def edit_monitoring(stacks: Path, **changes: object) -> None:
+    """Change keys of the dev stack's `modelplane:monitoring` section."""
+    stack_file = stacks / "Pulumi.dev.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"]["modelplane:monitoring"].update(changes)
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
 def copy_stacks(tmp_path: Path) -> Path:
@@ -30,7 +40,7 @@ def test_plan_prints_tree_counts_cost_and_writes_plan(tmp_path: Path) -> None:
     assert "Resources by type" in result.output
     assert "gpu-small" in result.output
     assert "within budget" in result.output
-    assert "promtool: 1 rule files OK" in result.output
+    assert re.search(r"promtool: \d+ rule files OK", result.output)
     document = json.loads((tmp_path / "dev" / "plan.json").read_text())
     assert document["environment"] == "dev"
 
@@ -96,14 +106,12 @@ def test_automation_commands_fail_at_once_without_the_pulumi_cli(command: str, t
 
 def test_custom_alert_with_broken_promql_fails_the_plan_naming_it(tmp_path: Path) -> None:
     stacks = copy_stacks(tmp_path)
-    stack_file = stacks / "Pulumi.dev.yaml"
-    custom = (
-        "    custom_alerts:\n"
-        "      - alert: QueueBacklogHigh\n"
-        "        expr: sum(rate(modelplane_inference_requests_total[5m]) > \n"
-        "        summary: Requests pile up\n"
-    )
-    stack_file.write_text(stack_file.read_text().replace("  modelplane:tags:", custom + "  modelplane:tags:"))
+    broken = {
+        "alert": "QueueBacklogHigh",
+        "expr": "sum(rate(modelplane_inference_requests_total[5m]) >",
+        "summary": "Pile",
+    }
+    edit_monitoring(stacks, custom_alerts=[broken])
     result = runner.invoke(app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(tmp_path / "b")])
     assert result.exit_code == 1
     assert "promtool rejects alert rules" in result.output
@@ -112,9 +120,7 @@ def test_custom_alert_with_broken_promql_fails_the_plan_naming_it(tmp_path: Path
 
 def test_custom_alert_without_summary_is_a_config_error(tmp_path: Path) -> None:
     stacks = copy_stacks(tmp_path)
-    stack_file = stacks / "Pulumi.dev.yaml"
-    custom = "    custom_alerts:\n      - alert: Quiet\n        expr: up == 0\n"
-    stack_file.write_text(stack_file.read_text().replace("  modelplane:tags:", custom + "  modelplane:tags:"))
+    edit_monitoring(stacks, custom_alerts=[{"alert": "Quiet", "expr": "up == 0"}])
     result = runner.invoke(app, ["validate", "dev", "--stacks-dir", str(stacks)])
     assert result.exit_code == 1
     assert "monitoring.custom_alerts[0]: summary: Field required" in result.output
@@ -122,13 +128,12 @@ def test_custom_alert_without_summary_is_a_config_error(tmp_path: Path) -> None:
 
 def test_valid_custom_alert_is_deployed_and_written_to_the_rule_files(tmp_path: Path) -> None:
     stacks = copy_stacks(tmp_path)
-    stack_file = stacks / "Pulumi.dev.yaml"
-    custom = (
-        "    custom_alerts:\n      - alert: TrainerImagePullFailing\n"
-        '        expr: kube_pod_container_status_waiting_reason{reason="ImagePullBackOff"} > 0\n'
-        "        summary: An image cannot be pulled\n"
-    )
-    stack_file.write_text(stack_file.read_text().replace("  modelplane:tags:", custom + "  modelplane:tags:"))
+    custom = {
+        "alert": "TrainerImagePullFailing",
+        "expr": 'kube_pod_container_status_waiting_reason{reason="ImagePullBackOff"} > 0',
+        "summary": "An image cannot be pulled",
+    }
+    edit_monitoring(stacks, custom_alerts=[custom])
     result = runner.invoke(app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(tmp_path / "b")])
     assert result.exit_code == 0, result.output
     rules = json.loads((tmp_path / "b" / "dev" / "plan.json").read_text())["rules"]

@@ -1,0 +1,145 @@
+"""`TrainingJob`: one typed resource that runs a DeepSpeed training job on the platform."""
+
+from __future__ import annotations
+
+import json
+from typing import NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.alerting.training_rules import training_rules
+from components.eks_cluster import assume_role_policy
+from components.gpu_catalog import gpu_instance_type
+from components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
+from workloads.training.kubernetes import (
+    DEEPSPEED_CONFIG_FILE,
+    METRICS_PORT_NAME,
+    TRAINER_API_VERSION,
+    bucket_prefix,
+    deepspeed_config_json,
+    job_labels,
+    s3_access_policy,
+    train_job_manifest,
+)
+from workloads.training.spec import TrainingJobSpec
+
+
+class TrainingJobArgs(TypedDict):
+    spec: TrainingJobSpec
+    """What the ML team declared."""
+    cluster_name: pulumi.Input[str]
+    """The EKS cluster (for the job's pod identity)."""
+    image_repository_url: pulumi.Input[str]
+    """URL of the ECR repository named in `spec.image`; the spec's tag or digest is appended."""
+    artifact_bucket: pulumi.Input[str]
+    """The platform's artifact bucket: spec paths resolve under it."""
+    artifact_bucket_arn: pulumi.Input[str]
+    """Its ARN, for the job's prefix-scoped access policy."""
+    artifact_kms_key_arn: pulumi.Input[str]
+    """The bucket's KMS key, which the job needs to read and write objects."""
+    instance_type: str
+    """The GPU pool's instance type: sizes requests and EFA devices."""
+    efa: NotRequired[bool]
+    """The pool has EFA interfaces: request them and configure NCCL for them; default False."""
+    namespace: NotRequired[str]
+    """Namespace of the job's objects; default "ml"."""
+
+
+def image_reference(repository_url: str, spec_image: str) -> str:
+    """`trainer:1.2.0` in the platform's registry: the repository's URL with the spec's tag or digest."""
+    separator = "@" if "@" in spec_image else ":"
+    return f"{repository_url}{separator}{spec_image.split(separator, 1)[1]}"
+
+
+class TrainingJob(pulumi.ComponentResource):
+    train_job_name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("modelplane:workloads:TrainingJob", name, {}, opts)
+        spec = args["spec"]
+        namespace = args.get("namespace", "ml")
+        efa = args.get("efa", False)
+        instance = gpu_instance_type(args["instance_type"])
+        if spec.gpus_per_node > instance.gpus:
+            raise ValueError(f"spec.gpus_per_node={spec.gpus_per_node}: {instance.name} has {instance.gpus} GPUs")
+        child = pulumi.ResourceOptions(parent=self)
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            opts=child,
+        )
+        reads = [bucket_prefix(spec.dataset), bucket_prefix(spec.base_model)]
+        writes = [bucket_prefix(spec.checkpoints), bucket_prefix(spec.model_output)]
+        aws.iam.RolePolicy(
+            f"{name}-artifacts",
+            role=role.id,
+            policy=pulumi.Output.all(args["artifact_bucket_arn"], args["artifact_kms_key_arn"]).apply(
+                lambda arns: json.dumps(s3_access_policy(arns[0], reads, writes, arns[1]))
+            ),
+            opts=child,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=spec.name, namespace=namespace, labels=job_labels(spec)),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{name}-identity",
+            cluster_name=args["cluster_name"],
+            namespace=namespace,
+            service_account=spec.name,
+            role_arn=role.arn,
+            opts=child,
+        )
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-deepspeed",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{spec.name}-deepspeed", namespace=namespace, labels=job_labels(spec)
+            ),
+            data={DEEPSPEED_CONFIG_FILE: deepspeed_config_json(spec)},
+            opts=child,
+        )
+        manifest = pulumi.Output.all(args["image_repository_url"], args["artifact_bucket"]).apply(
+            lambda values: train_job_manifest(
+                spec,
+                namespace=namespace,
+                image=image_reference(values[0], spec.image),
+                artifact_root=f"s3://{values[1]}",
+                instance=instance,
+                efa=efa,
+                service_account=spec.name,
+                config_map_name=f"{spec.name}-deepspeed",
+            )
+        )
+        train_job = k8s.apiextensions.CustomResource(
+            f"{name}-trainjob",
+            api_version=TRAINER_API_VERSION,
+            kind="TrainJob",
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[service_account, identity, config_map]),
+        )
+        pod_monitor(
+            f"{name}-metrics",
+            name=f"{spec.name}-trainer",
+            namespace=namespace,
+            # JobSet labels every pod of the TrainJob with its name.
+            match_labels={"jobset.sigs.k8s.io/jobset-name": spec.name},
+            endpoints=[ScrapeEndpoint(port=METRICS_PORT_NAME, interval="30s")],
+            opts=child,
+        )
+        prometheus_rule(
+            f"{name}-alerts",
+            name=f"{spec.name}-training",
+            namespace=namespace,
+            groups=[training_rules(spec.name, spec.alerts.thresholds(spec.restart_budget))],
+            opts=child,
+        )
+        self.train_job_name = pulumi.Output.from_input(spec.name)
+        self.role_arn = role.arn
+        self.register_outputs({"train_job_name": self.train_job_name, "role_arn": self.role_arn, "id": train_job.id})

@@ -1,0 +1,285 @@
+"""How a TrainingJobSpec becomes Kubernetes objects (Kubeflow Trainer) and an IAM policy: plain functions.
+
+The TrainJob runs `torchrun --module workloads.training` on every node; the runtime's torch
+policy hands torchrun its rendezvous (PET_* variables), so the same spec runs on one node or many.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from components.gpu_catalog import GpuInstanceType
+from components.gpu_nodes import GPU_PRESENT_LABEL, POOL_LABEL, gpu_toleration
+from workloads.training.deepspeed_config import ds_config_for
+from workloads.training.spec import TrainingJobSpec
+
+TRAINER_API_VERSION = "trainer.kubeflow.org/v1alpha1"
+RUNTIME_NAME = "modelplane-deepspeed"
+TRAINER_CONTAINER = "node"
+METRICS_PORT = 9400
+METRICS_PORT_NAME = "metrics"
+DEEPSPEED_CONFIG_DIR = "/etc/modelplane"
+DEEPSPEED_CONFIG_FILE = "deepspeed.json"
+JOB_LABEL = "modelplane.io/training-job"
+NON_ROOT_UID = 1000
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+GPU_RESOURCE = "nvidia.com/gpu"
+# Left to the kubelet, system daemons and the device plugins on each node.
+RESERVED_VCPUS = 2
+RESERVED_MEMORY_FRACTION = 0.1
+PRIORITY_CLASSES = {
+    "low": "modelplane-training-low",
+    "normal": "modelplane-training",
+    "high": "modelplane-training-high",
+}
+
+
+def artifact_uri(path: str, artifact_root: str) -> str:
+    """A spec path resolved against the artifact store root (`s3://bucket` or a local directory)."""
+    if path.startswith("s3://"):
+        return path
+    return f"{artifact_root.rstrip('/')}/{path.lstrip('/')}"
+
+
+def deepspeed_config_json(spec: TrainingJobSpec) -> str:
+    return json.dumps(ds_config_for(spec.deepspeed, spec.world_size), indent=2, sort_keys=True)
+
+
+def trainer_arguments(
+    spec: TrainingJobSpec, artifact_root: str, deepspeed_config_path: str, metrics_port: int
+) -> list[str]:
+    """Arguments of `python -m workloads.training` for this job (the same in the cloud and locally)."""
+    arguments = [
+        "--job-name", spec.name,
+        "--dataset-uri", artifact_uri(spec.dataset, artifact_root),
+        "--base-model", artifact_uri(spec.base_model, artifact_root),
+        "--checkpoint-uri", artifact_uri(spec.checkpoints, artifact_root),
+        "--model-uri", artifact_uri(spec.model_output, artifact_root),
+        "--deepspeed-config", deepspeed_config_path,
+        "--epochs", str(spec.epochs),
+        "--checkpoint-every-steps", str(spec.checkpoint_every_steps),
+        "--max-length", str(spec.max_length),
+        "--metrics-port", str(metrics_port),
+    ]  # fmt: skip
+    if spec.max_steps is not None:
+        arguments += ["--max-steps", str(spec.max_steps)]
+    return arguments
+
+
+def node_resources(spec: TrainingJobSpec, instance: GpuInstanceType, efa: bool) -> dict[str, dict[str, str]]:
+    """Requests equal limits (guaranteed QoS): the node's share for this job's GPUs, and its EFA devices."""
+    share = spec.gpus_per_node / instance.gpus
+    cpu = max(1, int((instance.vcpus - RESERVED_VCPUS) * share))
+    memory_gib = max(1, int(instance.memory_gib * (1 - RESERVED_MEMORY_FRACTION) * share))
+    resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", GPU_RESOURCE: str(spec.gpus_per_node)}
+    if efa:
+        resources[EFA_RESOURCE] = str(instance.efa_interfaces)
+    return {"requests": dict(resources), "limits": dict(resources)}
+
+
+def trainer_environment(spec: TrainingJobSpec, efa: bool) -> list[dict[str, str]]:
+    env = {
+        "MODELPLANE_JOB_NAME": spec.name,
+        "MODELPLANE_RESTART_BUDGET": str(spec.restart_budget),
+        "MODELPLANE_MAX_RUN_MINUTES": str(spec.max_run_minutes),
+        "HF_HOME": "/tmp/hf",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "NCCL_DEBUG": "WARN",
+    }
+    if efa:
+        # aws-ofi-nccl over EFA: NCCL traffic bypasses the kernel's TCP stack.
+        env.update({"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1", "FI_EFA_FORK_SAFE": "1"})
+    env.update(spec.env)
+    return [{"name": key, "value": value} for key, value in env.items()]
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NON_ROOT_UID,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_volumes(config_map_name: str, shm_gib: int) -> list[dict[str, Any]]:
+    return [
+        # NCCL and the data loaders share tensors through /dev/shm; the container default (64 MiB) is too small.
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib}Gi"}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "deepspeed-config", "configMap": {"name": config_map_name}},
+    ]
+
+
+def volume_mounts() -> list[dict[str, Any]]:
+    return [
+        {"name": "dshm", "mountPath": "/dev/shm"},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "deepspeed-config", "mountPath": DEEPSPEED_CONFIG_DIR, "readOnly": True},
+    ]
+
+
+def job_labels(spec: TrainingJobSpec) -> dict[str, str]:
+    return {JOB_LABEL: spec.name, "app.kubernetes.io/part-of": "modelplane", "app.kubernetes.io/component": "training"}
+
+
+def train_job_manifest(
+    spec: TrainingJobSpec,
+    *,
+    namespace: str,
+    image: str,
+    artifact_root: str,
+    instance: GpuInstanceType,
+    efa: bool,
+    service_account: str,
+    config_map_name: str,
+) -> dict[str, Any]:
+    """The Kubeflow Trainer TrainJob: all nodes start together and restart together from the newest checkpoint."""
+    config_path = f"{DEEPSPEED_CONFIG_DIR}/{DEEPSPEED_CONFIG_FILE}"
+    shm_gib = max(1, instance.memory_gib // 8 * spec.gpus_per_node // instance.gpus)
+    return {
+        "apiVersion": TRAINER_API_VERSION,
+        "kind": "TrainJob",
+        "metadata": {
+            "name": spec.name,
+            "namespace": namespace,
+            "labels": job_labels(spec),
+            "annotations": {
+                "modelplane.io/restart-budget": str(spec.restart_budget),
+                "modelplane.io/max-run-minutes": str(spec.max_run_minutes),
+            },
+        },
+        "spec": {
+            "runtimeRef": {"name": RUNTIME_NAME, "kind": "ClusterTrainingRuntime", "apiGroup": "trainer.kubeflow.org"},
+            "trainer": {
+                "image": image,
+                "command": ["torchrun", "--module", "workloads.training"],
+                "args": trainer_arguments(spec, artifact_root, config_path, METRICS_PORT),
+                "env": trainer_environment(spec, efa),
+                "numNodes": spec.nodes,
+                "numProcPerNode": str(spec.gpus_per_node),
+                "resourcesPerNode": node_resources(spec, instance, efa),
+            },
+            "labels": job_labels(spec),
+            "podSpecOverrides": [
+                {
+                    "targetJobs": [{"name": TRAINER_CONTAINER}],
+                    "serviceAccountName": service_account,
+                    "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
+                    "tolerations": [gpu_toleration()],
+                    "volumes": pod_volumes(config_map_name, shm_gib),
+                    "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts()}],
+                }
+            ],
+        },
+    }
+
+
+def cluster_training_runtime_manifest(max_restarts: int = 10, schedule_timeout_seconds: int = 600) -> dict[str, Any]:
+    """The DeepSpeed-over-torchrun runtime every modelplane TrainJob uses.
+
+    Gang scheduling: the pod group starts only when every node's pod can; a failed node
+    restarts the whole group (up to `max_restarts`, the platform's ceiling; each job's own
+    budget is enforced by its trainer, which counts restarts in its checkpoints).
+    """
+    return {
+        "apiVersion": TRAINER_API_VERSION,
+        "kind": "ClusterTrainingRuntime",
+        "metadata": {"name": RUNTIME_NAME, "labels": {"trainer.kubeflow.org/framework": "deepspeed"}},
+        "spec": {
+            "mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
+            "podGroupPolicy": {"coscheduling": {"scheduleTimeoutSeconds": schedule_timeout_seconds}},
+            "template": {
+                "spec": {
+                    "failurePolicy": {"maxRestarts": max_restarts},
+                    "replicatedJobs": [
+                        {
+                            "name": TRAINER_CONTAINER,
+                            "template": {
+                                "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+                                "spec": {
+                                    "template": {
+                                        "spec": {
+                                            "securityContext": {
+                                                "runAsNonRoot": True,
+                                                "runAsUser": NON_ROOT_UID,
+                                                "fsGroup": NON_ROOT_UID,
+                                                "seccompProfile": {"type": "RuntimeDefault"},
+                                            },
+                                            "containers": [
+                                                {
+                                                    "name": TRAINER_CONTAINER,
+                                                    "image": "set-by-each-trainjob",
+                                                    "ports": [
+                                                        {"name": METRICS_PORT_NAME, "containerPort": METRICS_PORT}
+                                                    ],
+                                                    "securityContext": container_security_context(),
+                                                }
+                                            ],
+                                        }
+                                    }
+                                },
+                            },
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def s3_access_policy(
+    bucket_arn: str, read_prefixes: list[str], write_prefixes: list[str], kms_key_arn: str
+) -> dict[str, Any]:
+    """Read the dataset and base model, write only the job's checkpoints and model: nothing else in the bucket."""
+
+    def objects(prefixes: list[str]) -> list[str]:
+        return [f"{bucket_arn}/{prefix.rstrip('/')}/*" for prefix in prefixes]
+
+    listable = sorted(
+        {p.rstrip("/") + "/*" for p in read_prefixes + write_prefixes}
+        | {p.rstrip("/") for p in read_prefixes + write_prefixes}
+    )
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadInputs",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject"],
+                "Resource": objects(read_prefixes + write_prefixes),
+            },
+            {
+                "Sid": "WriteOutputs",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                "Resource": objects(write_prefixes),
+            },
+            {
+                "Sid": "ListOwnPrefixes",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [bucket_arn],
+                "Condition": {"StringLike": {"s3:prefix": listable}},
+            },
+            {
+                "Sid": "UseBucketKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": [kms_key_arn],
+            },
+        ],
+    }
+
+
+def bucket_prefix(path: str) -> str:
+    """The key prefix a spec path names inside the artifact bucket (a file's directory for a file)."""
+    key = path.split("/", 3)[3] if path.startswith("s3://") else path
+    if key.endswith("/"):
+        return key.rstrip("/")
+    last = key.rsplit("/", 1)[-1]
+    return key.rsplit("/", 1)[0] if "." in last and "/" in key else key
