@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from components.gpu_catalog import gpu_instance_type
+from workloads.training.kubernetes import (
+    artifact_uri,
+    bucket_prefix,
+    cluster_training_runtime_manifest,
+    node_resources,
+    s3_access_policy,
+    train_job_manifest,
+    trainer_arguments,
+)
+from workloads.training.spec import TrainingJobSpec
+
+BUCKET_ARN = "arn:aws:s3:::artifacts"
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/k"
+
+
+def spec(**overrides: object) -> TrainingJobSpec:
+    fields: dict[str, object] = {
+        "name": "intents",
+        "image": "trainer:0.1.0",
+        "gpu_pool": "train-h100",
+        "nodes": 2,
+        "gpus_per_node": 8,
+        "base_model": "base-models/minilm",
+        "dataset": "datasets/intents/train.jsonl",
+        "checkpoint_path": "checkpoints/intents",
+    }
+    fields.update(overrides)
+    return TrainingJobSpec.model_validate(fields)
+
+
+def manifest(efa: bool = True, **overrides: object) -> dict:
+    return train_job_manifest(
+        spec(**overrides),
+        namespace="ml",
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/p/trainer:0.1.0",
+        artifact_root="s3://artifacts",
+        instance=gpu_instance_type("p5.48xlarge"),
+        efa=efa,
+        service_account="intents",
+        config_map_name="intents-deepspeed",
+    )
+
+
+def test_paths_resolve_against_the_artifact_root() -> None:
+    assert artifact_uri("datasets/a.jsonl", "s3://bucket") == "s3://bucket/datasets/a.jsonl"
+    assert artifact_uri("s3://other/x", "s3://bucket") == "s3://other/x"
+    assert artifact_uri("models/m", "/tmp/local/") == "/tmp/local/models/m"
+
+
+def test_trainer_arguments_carry_every_uri() -> None:
+    arguments = trainer_arguments(spec(max_steps=50), "s3://b", "/etc/modelplane/deepspeed.json", 9400)
+    pairs = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    assert pairs["--dataset-uri"] == "s3://b/datasets/intents/train.jsonl"
+    assert pairs["--checkpoint-uri"] == "s3://b/checkpoints/intents"
+    assert pairs["--model-uri"] == "s3://b/models/intents"
+    assert pairs["--max-steps"] == "50"
+
+
+def test_gpu_requests_equal_limits_with_efa_devices() -> None:
+    resources = node_resources(spec(), gpu_instance_type("p5.48xlarge"), efa=True)
+    assert resources["requests"] == resources["limits"]
+    assert resources["limits"]["nvidia.com/gpu"] == "8"
+    assert resources["limits"]["vpc.amazonaws.com/efa"] == "32"
+    half = node_resources(spec(gpus_per_node=4, nodes=1), gpu_instance_type("p5.48xlarge"), efa=False)
+    assert half["limits"]["cpu"] == str((192 - 2) // 2)
+    assert "vpc.amazonaws.com/efa" not in half["limits"]
+
+
+def test_train_job_runs_torchrun_on_the_pool_tolerating_the_gpu_taint() -> None:
+    body = manifest()
+    trainer = body["spec"]["trainer"]
+    assert body["spec"]["runtimeRef"]["name"] == "modelplane-deepspeed"
+    assert trainer["command"] == ["torchrun", "--module", "workloads.training"]
+    assert trainer["numNodes"] == 2
+    assert trainer["numProcPerNode"] == "8"
+    (override,) = body["spec"]["podSpecOverrides"]
+    assert override["nodeSelector"]["modelplane.io/pool"] == "train-h100"
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in override[
+        "tolerations"
+    ]
+    shm = next(v for v in override["volumes"] if v["name"] == "dshm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    mounts = {m["mountPath"] for m in override["containers"][0]["volumeMounts"]}
+    assert {"/dev/shm", "/etc/modelplane", "/tmp"} <= mounts
+    env = {e["name"]: e["value"] for e in trainer["env"]}
+    assert env["FI_PROVIDER"] == "efa"
+    assert env["MODELPLANE_RESTART_BUDGET"] == "3"
+
+
+def test_no_efa_environment_without_efa() -> None:
+    env = {e["name"] for e in manifest(efa=False)["spec"]["trainer"]["env"]}
+    assert "FI_PROVIDER" not in env
+
+
+def test_runtime_is_gang_scheduled_non_root_and_restarts_as_a_group() -> None:
+    runtime = cluster_training_runtime_manifest(max_restarts=5)
+    spec_ = runtime["spec"]
+    assert spec_["podGroupPolicy"]["coscheduling"]["scheduleTimeoutSeconds"] > 0
+    assert spec_["template"]["spec"]["failurePolicy"]["maxRestarts"] == 5
+    pod = spec_["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    container = pod["containers"][0]
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_access_policy_reads_inputs_and_writes_only_its_own_prefixes() -> None:
+    policy = s3_access_policy(BUCKET_ARN, ["datasets/intents", "base-models/minilm"], ["checkpoints/intents"], KEY_ARN)
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["WriteOutputs"]["Resource"] == ["arn:aws:s3:::artifacts/checkpoints/intents/*"]
+    assert "arn:aws:s3:::artifacts/datasets/intents/*" in statements["ReadInputs"]["Resource"]
+    assert all(r != "*" and not r.endswith(":::artifacts/*") for s in policy["Statement"] for r in s["Resource"])
+    assert statements["UseBucketKey"]["Resource"] == [KEY_ARN]
+    json.dumps(policy)
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix"),
+    [
+        ("datasets/intents/train.jsonl", "datasets/intents"),
+        ("checkpoints/intents", "checkpoints/intents"),
+        ("models/intents/", "models/intents"),
+        ("s3://other-bucket/datasets/x/train.csv", "datasets/x"),
+    ],
+)
+def test_bucket_prefix_of_a_path(path: str, prefix: str) -> None:
+    assert bucket_prefix(path) == prefix
+
+
+def test_config_map_and_service_account_shapes_validate() -> None:
+    for body in (
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "intents", "namespace": "ml"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "intents-deepspeed"}, "data": {"a": "b"}},
+    ):
+        kubernetes_validate.validate(body, "1.33.0", strict=True)

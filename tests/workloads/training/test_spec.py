@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from modelplane.config import ConfigError, parse_environment
+from workloads.training.spec import TrainingJobSpec
+
+
+def job(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "sentiment",
+        "image": "trainer:0.1.0",
+        "gpu_pool": "train",
+        "base_model": "base-models/minilm",
+        "dataset": "datasets/news/train.jsonl",
+    }
+    base.update(overrides)
+    return base
+
+
+def environment(*jobs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "gpu_node_pools": [{"name": "train", "instance_type": "g6.12xlarge", "max_size": 2}],
+        "budget": {"max_gpus": 8, "max_monthly_gpu_cost_usd": 100_000},
+        "training_jobs": list(jobs),
+    }
+
+
+def problems(*jobs: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("dev", "us-east-1", environment(*jobs))
+    return caught.value.problems
+
+
+def test_a_valid_job_parses_with_defaults() -> None:
+    env = parse_environment("dev", "us-east-1", environment(job()))
+    (spec,) = env.training_jobs
+    assert spec.world_size == 1
+    assert spec.model_output == "models/sentiment"
+    assert spec.checkpoints == "checkpoints/sentiment"
+    assert spec.deepspeed.zero_stage == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"gpu_pool": "nope"}, "training_jobs[0].gpu_pool='nope': unknown pool; pools: train"),
+        ({"gpus_per_node": 8}, "training_jobs[0].gpus_per_node=8: pool 'train' has 4 GPUs per node"),
+        (
+            {"nodes": 3, "checkpoint_path": "checkpoints/x"},
+            "training_jobs[0].nodes=3: pool 'train' scales to 2 nodes",
+        ),
+        (
+            {"gpus_per_node": 4, "deepspeed": {"micro_batch_size": 8, "train_batch_size": 64}},
+            "training_jobs[0].deepspeed.train_batch_size=64: must equal micro_batch_size (8)",
+        ),
+        ({"nodes": 2}, "training_jobs[0].checkpoint_path=None: a 2-node job restarts as a group"),
+        ({"image": "other:1.0"}, "repository 'other' is not one of the platform's registries"),
+    ],
+)
+def test_job_rules_against_the_environment(overrides: dict[str, Any], expected: str) -> None:
+    found = problems(job(**overrides))
+    assert any(expected in p for p in found), found
+
+
+def test_duplicate_job_names_are_refused() -> None:
+    assert any("already used; job names must be unique" in p for p in problems(job(), job()))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"image": "trainer:latest"}, "':latest' is not a version"),
+        ({"image": "trainer"}, "expected REPOSITORY:TAG"),
+        ({"name": "Sentiment_Job"}, "must be a DNS label"),
+        ({"dataset": "../etc/passwd"}, "expected a path in the artifact store"),
+        ({"env": {"MODELPLANE_JOB_NAME": "x"}}, "MODELPLANE_* variables are set by modelplane"),
+        ({"deepspeed": {"preset": "nope"}}, "preset='nope': unknown"),
+        ({"max_run_minutes": 1}, "greater than or equal to 5"),
+    ],
+)
+def test_spec_field_rules(overrides: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected.replace("*", r"\*").replace("(", r"\(")):
+        TrainingJobSpec.model_validate(job(**overrides))
+
+
+def test_image_by_digest_is_accepted() -> None:
+    spec = TrainingJobSpec.model_validate(job(image="trainer@sha256:" + "a" * 64))
+    assert spec.image.startswith("trainer@sha256:")
