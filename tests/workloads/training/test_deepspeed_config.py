@@ -7,6 +7,7 @@ from workloads.training.deepspeed_config import (
     PRESETS,
     DeepSpeedSettings,
     OffloadDevice,
+    OptimizerSettings,
     Precision,
     batch_problem,
     ds_config_for,
@@ -89,7 +90,7 @@ def test_settings_from_preset_with_overrides() -> None:
 
 
 def test_optimizer_and_scheduler_render() -> None:
-    config = ds_config_for(DeepSpeedSettings(optimizer={"type": "AdamW", "lr": 1e-4}), 2)
+    config = ds_config_for(DeepSpeedSettings(optimizer=OptimizerSettings(type="AdamW", lr=1e-4)), 2)
     assert config["optimizer"] == {
         "type": "AdamW",
         "params": {"lr": 1e-4, "weight_decay": 0.01, "betas": [0.9, 0.999]},
