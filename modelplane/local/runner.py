@@ -1,0 +1,267 @@
+"""`modelplane up|status|down local`: the environment's workloads as local processes, watched by a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.alerting.inference_rules import inference_rules
+from components.alerting.training_rules import training_rules
+from modelplane.local import monitoring
+from modelplane.local.artifacts import seed_base_model, seed_dataset
+from modelplane.local.processes import LocalState, ManagedProcess, free_port, is_alive, start, stop, wait_for
+from modelplane.local.settings import LocalSettings
+from modelplane.local.warmup import LatencyReport, warm_up
+from modelplane.stack_config import environment_from_stack_file, read_stack_file
+from workloads import storage
+from workloads.model_artifact import ModelManifest
+from workloads.serving.kubernetes import server_arguments
+from workloads.serving.spec import InferenceServiceSpec
+from workloads.training.deepspeed_config import ds_config_for, settings_from
+from workloads.training.kubernetes import artifact_uri, trainer_arguments
+from workloads.training.spec import TrainingJobSpec
+
+STATE_FILE = "state.json"
+READY_SECONDS = 120.0
+
+
+class LocalError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalPlan:
+    """The dev environment's workloads, scaled down for this machine."""
+
+    settings: LocalSettings
+    artifact_root: str
+    state_dir: Path
+    jobs: list[TrainingJobSpec]
+    services: list[InferenceServiceSpec]
+
+
+@dataclass
+class Summary:
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    service_urls: dict[str, str] = field(default_factory=dict)
+    latency: dict[str, LatencyReport] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
+    scraped: dict[str, bool] = field(default_factory=dict)
+    rule_groups: list[str] = field(default_factory=list)
+    alerts_firing: list[str] = field(default_factory=list)
+    prometheus_url: str = ""
+    alertmanager_url: str = ""
+
+
+def _scaled(spec: Any, overrides: dict[str, Any]) -> Any:
+    fields = {**spec.model_dump(mode="json"), **overrides}
+    if isinstance(overrides.get("deepspeed"), dict):
+        fields["deepspeed"] = settings_from(overrides["deepspeed"]).model_dump(mode="json")
+    return type(spec).model_validate(fields)
+
+
+def local_plan(settings: LocalSettings, stacks_dir: Path, project_dir: Path) -> LocalPlan:
+    env = environment_from_stack_file(read_stack_file(settings.based_on, stacks_dir))
+    artifact_root = settings.artifacts
+    if not storage.is_s3(artifact_root):
+        artifact_root = str((project_dir / artifact_root).resolve())
+    return LocalPlan(
+        settings=settings,
+        artifact_root=artifact_root,
+        state_dir=(project_dir / settings.state_dir).resolve(),
+        jobs=[_scaled(job, settings.training.overrides) for job in env.training_jobs],
+        services=[_scaled(service, settings.serving.overrides) for service in env.inference_services],
+    )
+
+
+def running_processes(state_dir: Path) -> list[ManagedProcess]:
+    state = LocalState.load(state_dir / STATE_FILE)
+    return [p for p in state.processes if is_alive(p.pid)] if state else []
+
+
+def _rule_groups(plan: LocalPlan) -> dict[str, list[Any]]:
+    groups: dict[str, list[Any]] = {}
+    for job in plan.jobs:
+        groups[f"training-{job.name}"] = [training_rules(job.name, job.alerts.thresholds(job.restart_budget))]
+    for service in plan.services:
+        groups[f"inference-{service.name}"] = list(inference_rules(service.name, service.objectives()))
+    return groups
+
+
+def _train(plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_port: int) -> None:
+    config_path = plan.state_dir / "config" / f"{job.name}-deepspeed.json"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(ds_config_for(job.deepspeed, plan.settings.training.processes), indent=2))
+    command = [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nproc_per_node", str(plan.settings.training.processes),
+        "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        "--module", "workloads.training",
+        *trainer_arguments(job, plan.artifact_root, str(config_path), metrics_port),
+        "--metrics-address", "127.0.0.1",
+        "--work-dir", str(plan.state_dir / "work" / job.name),
+    ]  # fmt: skip
+    env = {"OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    process = start(f"train-{job.name}", command, plan.state_dir / "logs" / f"train-{job.name}.log", env, metrics_port)
+    state.processes.append(process)
+    state.save(plan.state_dir / STATE_FILE)
+    exit_code = wait_for(process, plan.settings.training.timeout_minutes * 60)
+    if exit_code is None:
+        stop(process)
+        raise LocalError(
+            f"training job {job.name} ran past {plan.settings.training.timeout_minutes} minutes; see {process.log}"
+        )
+    if exit_code != 0:
+        raise LocalError(f"training job {job.name} failed (exit {exit_code}); see {process.log}")
+
+
+def _answers(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _scraped_once(prometheus_url: str, job: str) -> bool:
+    from urllib.parse import quote
+
+    query = quote(f'max_over_time(up{{job="{job}"}}[1h])')
+    result = monitoring.get_json(f"{prometheus_url}/api/v1/query?query={query}")
+    values = [float(item["value"][1]) for item in result["data"]["result"]]
+    return bool(values) and max(values) == 1.0
+
+
+def up(plan: LocalPlan, progress: Any = print) -> Summary:
+    """Seed, monitor, train, serve, warm up; returns the summary. Processes keep running until `down`."""
+    already = running_processes(plan.state_dir)
+    if already:
+        names = ", ".join(f"{p.name} (pid {p.pid})" for p in already)
+        raise LocalError(f"the local environment is already running: {names}; see `modelplane status local`")
+    state = LocalState(details={"artifact_root": plan.artifact_root})
+    plan.state_dir.mkdir(parents=True, exist_ok=True)
+    state.save(plan.state_dir / STATE_FILE)
+    summary = Summary()
+
+    for job in plan.jobs:
+        if seeded := seed_base_model(job, plan.artifact_root):
+            progress(f"seeded base model {seeded} from the bundled all-MiniLM-L6-v2")
+        if seeded := seed_dataset(job, plan.artifact_root, plan.settings.training.synthetic_rows):
+            progress(f"wrote a SYNTHETIC example dataset to {seeded}")
+
+    rule_dir = plan.state_dir / "rules"
+    monitoring.write_rule_files(_rule_groups(plan), rule_dir)
+    metrics_ports = {job.name: free_port() for job in plan.jobs}
+    service_ports: dict[str, int] = {}
+    alertmanager_port, prometheus_port = free_port(), free_port()
+    alertmanager = monitoring.start_alertmanager(plan.state_dir, alertmanager_port)
+    state.processes.append(alertmanager)
+    state.save(plan.state_dir / STATE_FILE)
+    summary.alertmanager_url = f"http://127.0.0.1:{alertmanager_port}"
+    summary.prometheus_url = f"http://127.0.0.1:{prometheus_port}"
+
+    # Prometheus must know the servers' ports before it starts: pick them now, start the servers later.
+    for service in plan.services:
+        service_ports[service.name] = free_port()
+    targets = [monitoring.ScrapeTarget(f"trainer-{name}", port, {}) for name, port in metrics_ports.items()] + [
+        monitoring.ScrapeTarget(f"inference-{name}", port, {"service": name, "modelplane_io_track": "stable"})
+        for name, port in service_ports.items()
+    ]
+    prometheus = monitoring.start_prometheus(plan.state_dir, prometheus_port, targets, alertmanager_port, rule_dir)
+    state.processes.append(prometheus)
+    state.save(plan.state_dir / STATE_FILE)
+    for url, process in ((summary.alertmanager_url, alertmanager), (summary.prometheus_url, prometheus)):
+        if not monitoring.wait_ready(url, READY_SECONDS):
+            raise LocalError(f"{process.name} did not become ready; see {process.log}")
+    progress(f"Prometheus {summary.prometheus_url}, Alertmanager {summary.alertmanager_url}")
+
+    for job in plan.jobs:
+        progress(f"training {job.name}: {plan.settings.training.processes} processes, log {plan.state_dir}/logs")
+        _train(plan, job, state, metrics_ports[job.name])
+        manifest = ModelManifest.from_json(
+            storage.read_text(storage.join(artifact_uri(job.model_output, plan.artifact_root), "modelplane.json"))
+        )
+        summary.models[job.name] = {"labels": manifest.labels, **manifest.metrics}
+
+    for service in plan.services:
+        url = _serve(plan, service, state, service_ports[service.name])
+        summary.service_urls[service.name] = url
+        summary.latency[service.name] = warm_up(
+            url,
+            service.served_model_name,
+            plan.settings.serving.warmup_requests,
+            plan.settings.serving.warmup_concurrency,
+        )
+
+    _wait_for_scrapes(summary, [t.job for t in targets])
+    summary.targets = monitoring.target_health(summary.prometheus_url)
+    summary.rule_groups = monitoring.loaded_rule_groups(summary.prometheus_url)
+    summary.alerts_firing = monitoring.firing_alerts(summary.alertmanager_url)
+    state.details.update({"prometheus_url": summary.prometheus_url, "alertmanager_url": summary.alertmanager_url})
+    state.details["service_urls"] = summary.service_urls
+    state.save(plan.state_dir / STATE_FILE)
+    return summary
+
+
+def _serve(plan: LocalPlan, service: InferenceServiceSpec, state: LocalState, port: int) -> str:
+    command = [
+        sys.executable, "-m", "workloads.serving",
+        *server_arguments(service, plan.artifact_root, port),
+        "--host", "127.0.0.1",
+        "--model-cache-dir", str(plan.state_dir / "work" / f"serve-{service.name}"),
+    ]  # fmt: skip
+    log = plan.state_dir / "logs" / f"serve-{service.name}.log"
+    process = start(f"serve-{service.name}", command, log, {"TOKENIZERS_PARALLELISM": "false"}, port)
+    state.processes.append(process)
+    state.save(plan.state_dir / STATE_FILE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_SECONDS
+    while time.monotonic() < deadline:
+        if not is_alive(process.pid):
+            raise LocalError(f"inference service {service.name} exited during start-up; see {process.log}")
+        if _answers(f"{url}/v2/health/ready"):
+            return url
+        time.sleep(0.25)
+    raise LocalError(f"inference service {service.name} not ready within {READY_SECONDS:.0f}s; see {process.log}")
+
+
+def _wait_for_scrapes(summary: Summary, jobs: list[str], timeout_seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        summary.scraped = {job: _scraped_once(summary.prometheus_url, job) for job in jobs}
+        if all(summary.scraped.values()) or time.monotonic() > deadline:
+            return
+        time.sleep(1)
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    name: str
+    pid: int
+    running: bool
+    port: int | None
+    log: str
+
+
+def status(state_dir: Path) -> tuple[list[ProcessStatus], dict[str, Any]]:
+    state = LocalState.load(state_dir / STATE_FILE)
+    if state is None:
+        return [], {}
+    return [ProcessStatus(p.name, p.pid, is_alive(p.pid), p.port, p.log) for p in state.processes], state.details
+
+
+def down(state_dir: Path) -> list[str]:
+    """Stop every process `up` started, by PID, servers first; artifacts stay. Names of those that were running."""
+    state = LocalState.load(state_dir / STATE_FILE)
+    if state is None:
+        return []
+    stopped = [p.name for p in reversed(state.processes) if stop(p)]
+    (state_dir / STATE_FILE).unlink(missing_ok=True)
+    return stopped
