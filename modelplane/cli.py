@@ -16,8 +16,11 @@ from components.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
 from modelplane.alert_catalogue import alert_catalogue, markdown_table
 from modelplane.automation import Operation, PulumiCliMissing, run_operation
 from modelplane.config import ConfigError
+from modelplane.local.monitoring import MonitoringToolMissing
+from modelplane.local.settings import LOCAL
 from modelplane.plan.diff import diff_plans
 from modelplane.plan.engine import plan_environment, write_plan
+from modelplane.plan.policy_check import check_plan, mandatory, planned_resources, violations_table
 from modelplane.plan.report import cost_table, counts_table, print_diff, resource_tree
 from modelplane.plan.rules import check_rule_files
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
@@ -64,6 +67,8 @@ def plan(
         result = plan_environment(environment, stacks_dir)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    violations = check_plan(result)
+    result.extras["violations"] = [v.to_json() for v in violations]
     files = write_plan(result, build_dir)
     if not quiet:
         console.print(resource_tree(environment, result.resources))
@@ -86,6 +91,12 @@ def plan(
         if problems:
             raise _fail("promtool rejects alert rules:\n" + "\n".join(f"  - {p}" for p in problems))
         console.print(f"promtool: {len(files.rules)} rule files OK")
+    if violations:
+        console.print(violations_table(violations, planned_resources(result)))
+    else:
+        console.print("policies: no violations")
+    if mandatory(violations):
+        raise _fail(f"{len(mandatory(violations))} mandatory policy violation(s); see the table above")
 
 
 @app.command()
@@ -144,9 +155,50 @@ def _drive(operation: Operation, environment: str, stacks_dir: Path) -> None:
 
 
 @app.command()
-def up(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
-    """Deploy ENV with the Pulumi Automation API (needs the Pulumi CLI and cloud credentials)."""
+def up(
+    environment: EnvArg,
+    stacks_dir: StacksOpt = Path("stacks"),
+    once: Annotated[bool, typer.Option("--once", help="local: run, print the summary, then stop everything.")] = False,
+) -> None:
+    """Deploy ENV with the Pulumi Automation API; `up local` runs the workloads on this machine instead."""
+    if environment == LOCAL:
+        from modelplane.local.runner import LocalError
+        from modelplane.local_commands import local_up
+
+        try:
+            local_up(stacks_dir, PROJECT_DIR, once, console)
+        except (LocalError, ConfigError, MonitoringToolMissing) as exc:
+            raise _fail(str(exc)) from None
+        return
+    if once:
+        raise _fail("--once applies to the local environment only")
     _drive(Operation.UP, environment, stacks_dir)
+
+
+@app.command()
+def status(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
+    """Show what the local environment runs (exit 1 when a process it started has crashed)."""
+    if environment != LOCAL:
+        raise _fail(
+            f"status {environment}: only the local environment has processes here; use `pulumi stack` for {environment}"
+        )
+    from modelplane.local_commands import local_status
+
+    if not local_status(stacks_dir, PROJECT_DIR, console):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def down(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
+    """Stop every process `up local` started (by PID); artifacts are kept."""
+    if environment != LOCAL:
+        raise _fail(
+            f"down {environment}: only for the local environment; "
+            f"`modelplane destroy {environment}` removes cloud resources"
+        )
+    from modelplane.local_commands import local_down
+
+    local_down(stacks_dir, PROJECT_DIR, console)
 
 
 @app.command()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.alerting.custom_rules import CustomRuleError, parse_custom_rule
 from components.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, known_types, monthly_cost_usd
+from workloads.serving.spec import InferenceServiceSpec, PoolHardware, service_problems
 from workloads.training.spec import PoolCapacity, TrainingJobSpec, job_problems
 
 CONFIG_NAMESPACE = "modelplane"
@@ -306,6 +307,7 @@ class EnvironmentConfig(StrictModel):
     budget: BudgetConfig
     monitoring: MonitoringConfig = MonitoringConfig()
     training_jobs: list[TrainingJobSpec] = Field(default_factory=list)
+    inference_services: list[InferenceServiceSpec] = Field(default_factory=list)
     tags: dict[str, str] = Field(default_factory=dict)
 
     def gpu_pool(self, name: str) -> GpuNodePoolConfig:
@@ -430,6 +432,7 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
                 f"training_jobs[{index}].image={job.image!r}: repository {repository!r} is not one of the platform's "
                 f"registries ({', '.join(env.registries.repositories)})"
             )
+    problems.extend(_inference_problems(env))
     for index, raw_alert in enumerate(env.monitoring.custom_alerts):
         try:
             parse_custom_rule(raw_alert, where=f"monitoring.custom_alerts[{index}]")
@@ -453,6 +456,28 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
                 f"budget.max_monthly_gpu_cost_usd={env.budget.max_monthly_gpu_cost_usd}: the GPU pools cost up to "
                 f"${total_cost:,.2f}/month at max size; raise the budget or lower max_size"
             )
+    return problems
+
+
+def _inference_problems(env: EnvironmentConfig) -> list[str]:
+    problems: list[str] = []
+    pools = {
+        pool.name: PoolHardware(gpu_instance_type(pool.instance_type), pool.max_size) for pool in env.gpu_node_pools
+    }
+    # A TrainJob's JobSet owns a headless Service named after the job in the same namespace.
+    job_names = {job.name for job in env.training_jobs}
+    seen: dict[str, int] = {}
+    for index, service in enumerate(env.inference_services):
+        at = f"inference_services[{index}].name={service.name!r}"
+        if service.name in seen:
+            problems.append(f"{at}: already used by inference_services[{seen[service.name]}]; names must be unique")
+        elif service.name in job_names:
+            problems.append(
+                f"{at}: a training job has this name and its JobSet owns the Service {service.name!r}; "
+                f"rename the service (e.g. '{service.name}-api') and keep model_name for the name clients use"
+            )
+        seen.setdefault(service.name, index)
+        problems.extend(service_problems(index, service, pools, env.registries.repositories))
     return problems
 
 

@@ -22,6 +22,8 @@ from components.monitoring_stack import MonitoringStack
 from components.network import Network
 from components.node_pools import GpuNodePool, SystemNodePool
 from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig
+from workloads.serving.service import InferenceService, InferenceServiceArgs
+from workloads.serving.spec import Accelerator
 from workloads.training.job import TrainingJob
 
 WORKLOAD_NAMESPACE = "ml"
@@ -203,7 +205,9 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     pulumi.export("repository_urls", registry.repository_urls)
     pulumi.export("grafana_url", monitoring.grafana_url)
     platform = Platform(env, network, cluster, kubernetes, gpu_pools, artifacts, registry, monitoring)
-    deploy_training_jobs(platform, system_pool)
+    namespace = workload_namespace(platform)
+    deploy_training_jobs(platform, system_pool, namespace)
+    deploy_inference_services(platform, namespace)
     return platform
 
 
@@ -211,21 +215,29 @@ def repository_url(registry: ContainerRegistry, repository: str) -> pulumi.Outpu
     return registry.repository_urls.apply(lambda urls: urls[repository])
 
 
-def deploy_training_jobs(platform: Platform, system_pool: SystemNodePool) -> None:
-    """Kubeflow Trainer and one TrainingJob per `training_jobs` entry, when the environment declares any."""
-    env = platform.env
-    if not env.training_jobs:
-        return
-    on_cluster = pulumi.ResourceOptions(provider=platform.kubernetes)
-    trainer = KubeflowTrainer(
-        "kubeflow-trainer", {}, opts=pulumi.ResourceOptions(provider=platform.kubernetes, depends_on=[system_pool])
-    )
-    workload_namespace = k8s.core.v1.Namespace(
+def workload_namespace(platform: Platform) -> k8s.core.v1.Namespace | None:
+    """The namespace of training jobs and inference services (restricted pod security), when there are any."""
+    if not platform.env.training_jobs and not platform.env.inference_services:
+        return None
+    return k8s.core.v1.Namespace(
         "workload-namespace",
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=WORKLOAD_NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted"}
         ),
-        opts=on_cluster,
+        opts=pulumi.ResourceOptions(provider=platform.kubernetes),
+    )
+
+
+def deploy_training_jobs(
+    platform: Platform, system_pool: SystemNodePool, namespace: k8s.core.v1.Namespace | None
+) -> None:
+    """Kubeflow Trainer and one TrainingJob per `training_jobs` entry, when the environment declares any."""
+    env = platform.env
+    if not env.training_jobs:
+        return
+    assert namespace is not None, "workload_namespace exists whenever training jobs do"
+    trainer = KubeflowTrainer(
+        "kubeflow-trainer", {}, opts=pulumi.ResourceOptions(provider=platform.kubernetes, depends_on=[system_pool])
     )
     for job in env.training_jobs:
         pool = env.gpu_pool(job.gpu_pool)
@@ -244,6 +256,35 @@ def deploy_training_jobs(platform: Platform, system_pool: SystemNodePool) -> Non
             },
             opts=pulumi.ResourceOptions(
                 providers=[platform.kubernetes],
-                depends_on=[trainer, workload_namespace, platform.gpu_pools[pool.name]],
+                depends_on=[trainer, namespace, platform.gpu_pools[pool.name]],
             ),
+        )
+
+
+def deploy_inference_services(platform: Platform, namespace: k8s.core.v1.Namespace | None) -> None:
+    """One InferenceService per `inference_services` entry, after the monitoring stack (its CRDs) and its pool."""
+    env = platform.env
+    if not env.inference_services:
+        return
+    assert namespace is not None, "workload_namespace exists whenever inference services do"
+    for service in env.inference_services:
+        args: InferenceServiceArgs = {
+            "spec": service,
+            "cluster_name": platform.cluster.cluster_name,
+            "image_repository_url": repository_url(platform.registry, repository_of(service.image)),
+            "artifact_bucket": platform.artifacts.bucket_name,
+            "artifact_bucket_arn": platform.artifacts.bucket_arn,
+            "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
+            "namespace": WORKLOAD_NAMESPACE,
+        }
+        depends_on: list[pulumi.Resource] = [namespace, platform.monitoring]
+        if service.canary_image is not None and repository_of(service.canary_image) != repository_of(service.image):
+            args["canary_image_repository_url"] = repository_url(platform.registry, repository_of(service.canary_image))
+        if service.accelerator is Accelerator.GPU and service.gpu_pool is not None:
+            args["instance_type"] = env.gpu_pool(service.gpu_pool).instance_type
+            depends_on.append(platform.gpu_pools[service.gpu_pool])
+        InferenceService(
+            f"serve-{service.name}",
+            args,
+            opts=pulumi.ResourceOptions(providers=[platform.kubernetes], depends_on=depends_on),
         )

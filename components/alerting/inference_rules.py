@@ -4,6 +4,12 @@ The server exports exactly the metrics in `INFERENCE_METRICS`. It does not set `
 scrape does (a ServiceMonitor labels every series with the Kubernetes Service's name, which is the
 inference service's name); a `service` label set by the server would arrive as `exported_service`.
 The Deployment is named after the service too.
+
+A canary (a second Deployment, `<service>-canary`, behind the same Service) gets rules of its own
+(`track="canary"`): its pods carry the label `modelplane.io/track: canary`, which the ServiceMonitor
+copies onto every series as `modelplane_io_track` (podTargetLabels), so those rules read only the
+canary's traffic and their alerts carry `track: canary`. The service-wide rules keep reading all
+traffic: the objectives are the service's promise to its clients, and clients get the canary's answers too.
 """
 
 from __future__ import annotations
@@ -41,6 +47,10 @@ INFERENCE_METRICS: dict[str, MetricSpec] = {
 }
 
 ERROR_RATIO_RECORD = "service:modelplane_inference_errors:ratio_rate{window}"
+TRACK_ERROR_RATIO_RECORD = "service_track:modelplane_inference_errors:ratio_rate{window}"
+"""Per-track recordings are named apart, so the service-wide selector `{service="x"}` never matches them."""
+TRACK_LABEL = "modelplane_io_track"
+"""The pod label `modelplane.io/track` as the ServiceMonitor's podTargetLabels writes it onto each series."""
 
 
 @dataclass(frozen=True)
@@ -84,25 +94,68 @@ class InferenceObjectives:
             raise ValueError(f"model_error_ratio={self.model_error_ratio}: must be between 0 and 1, e.g. 0.05")
 
 
-def inference_rules(service: str, objectives: InferenceObjectives) -> tuple[RuleGroup, RuleGroup]:
-    """The service's error ratio recording rules, then its alerts (which read those recordings)."""
+@dataclass(frozen=True)
+class _Scope:
+    """The traffic one set of rules reads: the whole service, or one track of it."""
+
+    service: str
+    track: str | None
+
+    @property
+    def selector(self) -> str:
+        """Label matchers without braces: `service="chat"` or `service="chat",modelplane_io_track="canary"`."""
+        track = f',{TRACK_LABEL}="{self.track}"' if self.track else ""
+        return f'service="{self.service}"{track}'
+
+    @property
+    def by(self) -> str:
+        return f"service, {TRACK_LABEL}" if self.track else "service"
+
+    @property
+    def record(self) -> str:
+        return TRACK_ERROR_RATIO_RECORD if self.track else ERROR_RATIO_RECORD
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.track}" if self.track else self.service
+
+    @property
+    def deployment(self) -> str:
+        """The stable Deployment is named after the service; any other track's is `<service>-<track>`."""
+        return self.service if self.track in (None, "stable") else f"{self.service}-{self.track}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"track": self.track} if self.track else {}
+
+
+def inference_rules(
+    service: str, objectives: InferenceObjectives, *, track: str | None = None
+) -> tuple[RuleGroup, RuleGroup]:
+    """The service's error ratio recording rules, then its alerts (which read those recordings).
+
+    `track` (e.g. "canary") narrows both to that track's pods, in groups of their own.
+    """
     check_kubernetes_name("service", service)
-    return _error_ratio_recordings(service), _inference_alerts(service, objectives)
+    if track is not None:
+        check_kubernetes_name("track", track)
+    scope = _Scope(service, track)
+    return _error_ratio_recordings(scope), _inference_alerts(scope, objectives)
 
 
-def _error_ratio(service: str, window: str, by: str) -> str:
-    requests = f'modelplane_inference_requests_total{{service="{service}"'
+def _error_ratio(scope: _Scope, window: str, by: str) -> str:
+    requests = f"modelplane_inference_requests_total{{{scope.selector}"
     errors = f'sum by ({by}) (rate({requests},code=~"5.."}}[{window}]))'
     return f"{errors} / sum by ({by}) (rate({requests}}}[{window}]))"
 
 
-def _error_ratio_recordings(service: str) -> RuleGroup:
+def _error_ratio_recordings(scope: _Scope) -> RuleGroup:
     windows = sorted({w for burn in FAST_BURN + SLOW_BURN for w in (burn.long, burn.short)}, key=_seconds)
     recordings = tuple(
-        RecordingRule(record=ERROR_RATIO_RECORD.format(window=window), expr=_error_ratio(service, window, "service"))
+        RecordingRule(record=scope.record.format(window=window), expr=_error_ratio(scope, window, scope.by))
         for window in windows
     )
-    return RuleGroup(name=f"modelplane-inference-{service}-error-ratios", rules=recordings)
+    return RuleGroup(name=f"modelplane-inference-{scope.name}-error-ratios", rules=recordings)
 
 
 def _seconds(duration: str) -> int:
@@ -110,19 +163,22 @@ def _seconds(duration: str) -> int:
     return int(duration[:-1]) * units[duration[-1]]
 
 
-def _burn_expr(service: str, windows: tuple[BurnRateWindow, ...], error_budget: str) -> str:
+def _burn_expr(scope: _Scope, windows: tuple[BurnRateWindow, ...], error_budget: str) -> str:
     def over(window: str, factor: float) -> str:
-        record = ERROR_RATIO_RECORD.format(window=window)
-        return f'{record}{{service="{service}"}} > ({promql_number(factor)} * {error_budget})'
+        record = scope.record.format(window=window)
+        return f"{record}{{{scope.selector}}} > ({promql_number(factor)} * {error_budget})"
 
     return " or ".join(f"({over(w.long, w.factor)} and {over(w.short, w.factor)})" for w in windows)
 
 
-def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGroup:
+def _inference_alerts(scope: _Scope, objectives: InferenceObjectives) -> RuleGroup:
+    service = scope.service
+    shown = f"{service} ({scope.track})" if scope.track else service
+    labels = scope.labels
     error_budget = promql_number(1 - objectives.availability)
     objective_text = f"{promql_number(objectives.availability * 100)}% availability objective"
-    durations = f'modelplane_inference_request_duration_seconds_bucket{{service="{service}"}}'
-    deployment = f'{{deployment="{service}"}}'
+    durations = f"modelplane_inference_request_duration_seconds_bucket{{{scope.selector}}}"
+    deployment = f'{{deployment="{scope.deployment}"}}'
     queue_limit = promql_number(objectives.queue_saturation_fraction)
     rules = (
         AlertRule(
@@ -142,34 +198,37 @@ def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGrou
                 "service needs more replicas; an idle one with slow answers points at the model or its batching."
             ),
             runbook_url=runbook_url("InferenceLatencyHigh"),
+            labels=labels,
         ),
         AlertRule(
             alert="InferenceErrorBudgetFastBurn",
-            expr=_burn_expr(service, FAST_BURN, error_budget),
+            expr=_burn_expr(scope, FAST_BURN, error_budget),
             for_="0s",
             severity=Severity.CRITICAL,
-            summary=f"{service} burns its error budget fast: the {objective_text} is at risk within hours",
+            summary=f"{shown} burns its error budget fast: the {objective_text} is at risk within hours",
             description=(
                 "5xx responses run at over 6 times the rate the objective allows, over both a long and a short "
                 "window. Roll back the last change or shed load; the server's logs name the failing model."
             ),
             runbook_url=runbook_url("InferenceErrorBudgetFastBurn"),
+            labels=labels,
         ),
         AlertRule(
             alert="InferenceErrorBudgetSlowBurn",
-            expr=_burn_expr(service, SLOW_BURN, error_budget),
+            expr=_burn_expr(scope, SLOW_BURN, error_budget),
             for_="0s",
             severity=Severity.WARNING,
-            summary=f"{service} burns its error budget steadily: the {objective_text} is at risk within days",
+            summary=f"{shown} burns its error budget steadily: the {objective_text} is at risk within days",
             description=(
                 "5xx responses run above the rate the objective allows for a day or more. Find the failing "
                 "requests in the server's logs and fix them before the budget is spent."
             ),
             runbook_url=runbook_url("InferenceErrorBudgetSlowBurn"),
+            labels=labels,
         ),
         AlertRule(
             alert="InferenceModelErrorRatioHigh",
-            expr=f"{_error_ratio(service, '5m', 'service, model')} > {promql_number(objectives.model_error_ratio)}",
+            expr=f"{_error_ratio(scope, '5m', f'{scope.by}, model')} > {promql_number(objectives.model_error_ratio)}",
             for_="5m",
             severity=Severity.WARNING,
             summary="{{ $labels.service }}/{{ $labels.model }} answers {{ $value | humanizePercentage }} with 5xx",
@@ -178,6 +237,7 @@ def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGrou
                 "an out-of-memory worker, or a request shape it cannot handle. Check the model's load logs."
             ),
             runbook_url=runbook_url("InferenceModelErrorRatioHigh"),
+            labels=labels,
         ),
         AlertRule(
             alert="InferenceNoReadyReplicas",
@@ -188,18 +248,18 @@ def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGrou
             ),
             for_="5m",
             severity=Severity.CRITICAL,
-            summary=f"{service} has no ready replicas",
+            summary=f"{shown} has no ready replicas",
             description=(
                 "Every request to the service fails. Look at the pods' events: Pending means no GPU node "
                 "could be had, CrashLoopBackOff means the server or its model fails to start."
             ),
             runbook_url=runbook_url("InferenceNoReadyReplicas"),
-            labels={"service": service},
+            labels={"service": service, **labels},
         ),
         AlertRule(
             alert="InferenceQueueSaturated",
             expr=(
-                f'modelplane_inference_queue_depth{{service="{service}"}} / {objectives.max_queue_size} > {queue_limit}'
+                f"modelplane_inference_queue_depth{{{scope.selector}}} / {objectives.max_queue_size} > {queue_limit}"
             ),
             for_="5m",
             severity=Severity.WARNING,
@@ -210,6 +270,7 @@ def _inference_alerts(service: str, objectives: InferenceObjectives) -> RuleGrou
                 "raise the autoscaler's maximum."
             ),
             runbook_url=runbook_url("InferenceQueueSaturated"),
+            labels=labels,
         ),
     )
-    return RuleGroup(name=f"modelplane-inference-{service}", rules=rules)
+    return RuleGroup(name=f"modelplane-inference-{scope.name}", rules=rules)

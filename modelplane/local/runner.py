@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.alerting.inference_rules import inference_rules
+from components.alerting.rules import RuleGroup
 from components.alerting.training_rules import training_rules
 from modelplane.local import monitoring
 from modelplane.local.artifacts import seed_base_model, seed_dataset
@@ -83,12 +85,12 @@ def running_processes(state_dir: Path) -> list[ManagedProcess]:
     return [p for p in state.processes if is_alive(p.pid)] if state else []
 
 
-def _rule_groups(plan: LocalPlan) -> dict[str, list[Any]]:
-    groups: dict[str, list[Any]] = {}
+def _rule_groups(plan: LocalPlan) -> dict[str, Sequence[RuleGroup]]:
+    groups: dict[str, Sequence[RuleGroup]] = {}
     for job in plan.jobs:
         groups[f"training-{job.name}"] = [training_rules(job.name, job.alerts.thresholds(job.restart_budget))]
     for service in plan.services:
-        groups[f"inference-{service.name}"] = list(inference_rules(service.name, service.objectives()))
+        groups[f"inference-{service.name}"] = list(inference_rules(service.name, service.inference_objectives()))
     return groups
 
 

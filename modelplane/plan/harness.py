@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,16 @@ from pulumi.runtime.sync_await import _sync_await
 from modelplane.plan.mocks import PlanMocks, RecordedResource, RecordingMonitor
 
 PROJECT = "modelplane"
+
+
+def _ensure_open_event_loop() -> None:
+    """The SDK runs on the thread's current loop; code that ran before (asyncio.run) may have closed it."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def install_mocks(
@@ -35,6 +46,7 @@ def run_under_mocks(
     secret_keys: list[str] | None = None,
 ) -> list[RecordedResource]:
     """Run `program` as the engine would and return every resource it registered, in order."""
+    _ensure_open_event_loop()
     monitor = install_mocks(stack, config, region, secret_keys)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()

@@ -1,0 +1,216 @@
+"""Check a plan against the platform policy pack offline, as `pulumi preview --policy-pack` would.
+
+pulumi-policy has no test harness (pulumi-policy#445), so this builds the SDK's own
+`ResourceValidationArgs` and `StackValidationArgs` from the plan's recorded resources exactly as the
+engine presents them (camelCase inputs, unknowns as the engine's sentinels behind the SDK's proxy,
+parents and dependencies as resource objects), runs each policy's `validate`, and collects what it
+reports. `run_policy` is the one way in, for the plan and for the policy tests alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from inspect import isawaitable
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    Policy,
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+from rich.table import Table
+
+from modelplane.config import EnvironmentConfig
+from modelplane.plan.engine import Plan
+from policies.rules.catalog import pack_policies
+from policies.rules.environment import environment_policy_config
+
+POLICY_PACK_DIR = Path(__file__).resolve().parents[2] / "policies" / "modelplane_platform"
+STRICTEST_ENVIRONMENT = "prod"
+"""An environment without a policy config file of its own is checked as prod is."""
+PLAN_UNKNOWN = "[unknown]"
+LEVELS = ("advisory", "mandatory", "remediate", "disabled")
+
+_NOT_RUN = (UnknownValueError, _NotApplicableError)
+"""What the engine turns into a diagnostic, not a violation: a value not yet known, or `not_applicable`."""
+
+PlannedResource = Mapping[str, Any]
+"""One resource as plan.json records it: urn, type, name, parent, inputs, dependencies."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    level: str
+    urn: str
+    """The resource in violation; '' for the stack as a whole."""
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Report:
+    message: str
+    urn: str
+
+
+def _engine_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _engine_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_engine_value(item) for item in value]
+    return UNKNOWN_STRING_VALUE if value == PLAN_UNKNOWN else value
+
+
+def _engine_props(resource: PlannedResource) -> Any:
+    """Inputs as the SDK hands them to a policy: unknowns as sentinels, behind the unknown-checking proxy."""
+    return unknown_checking_proxy(_engine_value(dict(resource.get("inputs") or {})))
+
+
+def _options(resource: PlannedResource) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=False,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+        additional_secret_outputs=[],
+        parent=resource.get("parent") or None,
+    )
+
+
+def resource_validation_args(resource: PlannedResource, config: Mapping[str, Any] | None) -> ResourceValidationArgs:
+    return ResourceValidationArgs(
+        resource["type"], _engine_props(resource), resource["urn"], resource["name"], _options(resource), None, config
+    )
+
+
+def stack_validation_args(
+    resources: Sequence[PlannedResource], config: Mapping[str, Any] | None
+) -> StackValidationArgs:
+    """The stack as AnalyzeStack builds it: each resource's parent and dependencies linked as objects."""
+    by_urn = {
+        r["urn"]: PolicyResource(r["type"], _engine_props(r), r["urn"], r["name"], _options(r), None, None, [], {})
+        for r in resources
+    }
+    for r in resources:
+        policy_resource = by_urn[r["urn"]]
+        policy_resource.parent = by_urn.get(r.get("parent") or "")
+        policy_resource.dependencies = [by_urn[d] for d in r.get("dependencies") or [] if d in by_urn]
+    return StackValidationArgs(list(by_urn.values()), config)
+
+
+def _settle(result: Any) -> None:
+    if result is not None and isawaitable(result):
+        asyncio.run(result)  # type: ignore[arg-type]
+
+
+def run_policy(policy: Policy, resources: Sequence[PlannedResource], config: Mapping[str, Any] | None) -> list[Report]:
+    """Everything `policy` reports over `resources`: one call per resource, or one for the stack.
+
+    As in the engine, a validation that reads a value not yet known, or calls `not_applicable`, reports nothing.
+    """
+    reports: list[Report] = []
+
+    def reporter(subject: str) -> ReportViolation:
+        def report_violation(message: str, urn: str | None = None) -> None:
+            # A resource policy's violations are always about the resource validated.
+            reports.append(Report(message, subject or urn or ""))
+
+        return report_violation
+
+    if isinstance(policy, ResourceValidationPolicy):
+        for resource in resources:
+            with contextlib.suppress(*_NOT_RUN):
+                _settle(policy.validate(resource_validation_args(resource, config), reporter(resource["urn"])))
+    elif isinstance(policy, StackValidationPolicy):
+        with contextlib.suppress(*_NOT_RUN):
+            _settle(policy.validate(stack_validation_args(resources, config), reporter("")))
+    return reports
+
+
+def policy_config_file(environment: str, pack_dir: Path = POLICY_PACK_DIR) -> Path:
+    path = pack_dir / "config" / f"{environment}.json"
+    return path if path.is_file() else pack_dir / "config" / f"{STRICTEST_ENVIRONMENT}.json"
+
+
+def pack_config(env: EnvironmentConfig, config_file: Path) -> dict[str, Any]:
+    """The pack config the engine would get: the environment's file, plus the values derived from `env`."""
+    config: dict[str, Any] = json.loads(config_file.read_text())
+    for rule, properties in environment_policy_config(env).items():
+        entry = config.get(rule)
+        config[rule] = {**(entry if isinstance(entry, dict) else {}), **properties}
+    return config
+
+
+def _level_of(entry: Any) -> str | None:
+    level = entry.get("enforcementLevel") if isinstance(entry, dict) else entry
+    return str(level) if level is not None else None
+
+
+def enforcement_level(config: Mapping[str, Any], rule: str) -> str:
+    """A rule's own level, else the `all` level, else the pack's default (advisory)."""
+    return _level_of(config.get(rule)) or _level_of(config.get("all")) or "advisory"
+
+
+def rule_properties(config: Mapping[str, Any], rule: str) -> dict[str, Any] | None:
+    entry = config.get(rule)
+    properties = {k: v for k, v in entry.items() if k != "enforcementLevel"} if isinstance(entry, dict) else {}
+    return properties or None
+
+
+def check_resources(resources: Sequence[PlannedResource], config: Mapping[str, Any]) -> list[Violation]:
+    violations = []
+    for policy in pack_policies():
+        level = enforcement_level(config, policy.name)
+        if level == "disabled":
+            continue
+        for report in run_policy(policy, resources, rule_properties(config, policy.name)):
+            violations.append(
+                Violation(policy.name, "mandatory" if level == "remediate" else level, report.urn, report.message)
+            )
+    return violations
+
+
+def planned_resources(plan: Plan) -> list[dict[str, Any]]:
+    return [asdict(resource) for resource in plan.resources]
+
+
+def check_plan(plan: Plan, config_file: Path | None = None) -> list[Violation]:
+    """The plan's violations, with the environment's policy config (`config/ENV.json`, else prod's)."""
+    config = pack_config(plan.config, config_file or policy_config_file(plan.environment))
+    return check_resources(planned_resources(plan), config)
+
+
+def mandatory(violations: Sequence[Violation]) -> list[Violation]:
+    return [v for v in violations if v.level == "mandatory"]
+
+
+def violations_table(violations: Sequence[Violation], resources: Sequence[PlannedResource]) -> Table:
+    """Violations grouped by resource (the stack's own first), each with its rule, level and message."""
+    names = {r["urn"]: f"{r['type']} {r['name']}" for r in resources}
+    table = Table(title=f"Policy violations ({len(mandatory(violations))} mandatory)")
+    for column in ("resource", "rule", "level", "message"):
+        table.add_column(column)
+    previous = None
+    for violation in sorted(violations, key=lambda v: (v.urn, v.rule)):
+        resource = names.get(violation.urn, violation.urn) if violation.urn else "(stack)"
+        level = f"[red]{violation.level}[/red]" if violation.level == "mandatory" else violation.level
+        table.add_row(resource if resource != previous else "", violation.rule, level, violation.message)
+        previous = resource
+    return table

@@ -1,0 +1,218 @@
+"""Alerting rules: every alert is routable and readable, and every workload is watched.
+
+InferenceService and TrainingJob are modelplane components; their alerts are PrometheusRules among
+their children, and their Kubernetes objects are children too, so these are stack rules.
+
+Alertmanager's routing lives in a Kubernetes Secret, whose content neither the engine nor the plan
+shows. Whether prod routes `critical` somewhere is therefore taken from the environment's own config
+(`modelplane:monitoring.receivers`), handed to the rule as policy config `criticalReceivers` (see
+`policies.rules.environment`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from policies.rules.pod_specs import TRAIN_JOB_TYPE
+from policies.rules.props import as_dict, as_list, dig, is_unknown
+from policies.rules.rule import Finding, ResourceRule, Rule, StackResource, StackRule, children_of
+
+PROMETHEUS_RULE_TYPE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+INFERENCE_SERVICE_TYPE = "modelplane:workloads:InferenceService"
+TRAINING_JOB_TYPE = "modelplane:workloads:TrainingJob"
+MONITORING_STACK_TYPE = "modelplane:monitoring:MonitoringStack"
+SEVERITIES = ("critical", "warning", "info")
+LATENCY_ALERTS = frozenset({"InferenceLatencyHigh"})
+ERROR_ALERTS = frozenset({"InferenceErrorBudgetFastBurn", "InferenceErrorBudgetSlowBurn"})
+STALL_ALERTS = frozenset({"TrainingStalled"})
+MAX_RUN_ANNOTATION = "modelplane.io/max-run-minutes"
+CHECKPOINT_ARGUMENT = "--checkpoint-uri"
+
+
+def _alerting_rules(props: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"spec.groups[{dig(group, 'name') or g}].rules[{r}]", as_dict(rule))
+        for g, group in enumerate(as_list(dig(props, "spec", "groups")))
+        for r, rule in enumerate(as_list(dig(group, "rules")))
+        if dig(rule, "alert") is not None
+    ]
+
+
+def _severity_and_summary(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for where, rule in _alerting_rules(props):
+        severity, summary = dig(rule, "labels", "severity"), dig(rule, "annotations", "summary")
+        if not is_unknown(severity) and severity not in SEVERITIES:
+            problems.append(
+                f"{where} ({rule['alert']}): severity label {severity!r}; use one of {', '.join(SEVERITIES)}"
+            )
+        if not is_unknown(summary) and not (isinstance(summary, str) and summary.strip()):
+            problems.append(f"{where} ({rule['alert']}): no summary annotation; say in one line what is wrong")
+    return problems
+
+
+def _alerts_under(component: StackResource, resources: list[StackResource]) -> set[str] | None:
+    """Alert names in the component's PrometheusRules; None if some rule's content is not yet known."""
+    alerts: set[str] = set()
+    for child in children_of(component.urn, resources):
+        if child.type != PROMETHEUS_RULE_TYPE:
+            continue
+        rules = _alerting_rules(child.props)
+        if is_unknown(dig(child.props, "spec")) or any(is_unknown(rule.get("alert")) for _, rule in rules):
+            return None
+        alerts |= {str(rule["alert"]) for _, rule in rules}
+    return alerts
+
+
+def _inference_alerts(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
+    findings = []
+    for service in (r for r in resources if r.type == INFERENCE_SERVICE_TYPE):
+        alerts = _alerts_under(service, resources)
+        if alerts is None:
+            continue
+        missing = [
+            f"{kind} ({' or '.join(sorted(names))})"
+            for kind, names in (("latency", LATENCY_ALERTS), ("errors", ERROR_ALERTS))
+            if not alerts & names
+        ]
+        if missing:
+            findings.append(
+                Finding(f"inference service {service.name!r} has no {' and no '.join(missing)} alert", service.urn)
+            )
+    return findings
+
+
+def _train_jobs(job: StackResource, resources: list[StackResource]) -> list[StackResource]:
+    return [child for child in children_of(job.urn, resources) if child.type == TRAIN_JOB_TYPE]
+
+
+def _positive_minutes(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _has_deadline(train_job: dict[str, Any]) -> bool | None:
+    minutes = dig(train_job, "metadata", "annotations", MAX_RUN_ANNOTATION)
+    if is_unknown(minutes):
+        return None
+    return _positive_minutes(minutes)
+
+
+def _has_checkpoint_uri(train_job: dict[str, Any]) -> bool | None:
+    arguments = dig(train_job, "spec", "trainer", "args")
+    if is_unknown(arguments):
+        return None
+    arguments = as_list(arguments)
+    for index, argument in enumerate(arguments):
+        if argument == CHECKPOINT_ARGUMENT and index + 1 < len(arguments):
+            uri = arguments[index + 1]
+            return None if is_unknown(uri) else bool(isinstance(uri, str) and uri.strip())
+        if isinstance(argument, str) and argument.startswith(f"{CHECKPOINT_ARGUMENT}="):
+            return bool(argument.split("=", 1)[1].strip())
+    return False
+
+
+def _train_job_findings(resources: list[StackResource], what: str, holds: Any) -> list[Finding]:
+    findings = []
+    for job in (r for r in resources if r.type == TRAINING_JOB_TYPE):
+        train_jobs = _train_jobs(job, resources)
+        if not train_jobs:
+            findings.append(Finding(f"training job {job.name!r} has no TrainJob child to carry {what}", job.urn))
+        findings += [
+            Finding(f"training job {job.name!r}: TrainJob {tj.name!r} has no {what}", tj.urn)
+            for tj in train_jobs
+            if holds(tj.props) is False
+        ]
+    return findings
+
+
+def _training_deadline(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
+    return _train_job_findings(resources, f"deadline (a positive {MAX_RUN_ANNOTATION} annotation)", _has_deadline)
+
+
+def _training_checkpoints(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
+    return _train_job_findings(
+        resources, f"checkpoint URI ({CHECKPOINT_ARGUMENT} in the trainer's args)", _has_checkpoint_uri
+    )
+
+
+def _training_stall_alert(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
+    findings = []
+    for job in (r for r in resources if r.type == TRAINING_JOB_TYPE):
+        alerts = _alerts_under(job, resources)
+        if alerts is not None and not alerts & STALL_ALERTS:
+            findings.append(
+                Finding(f"training job {job.name!r} has no stall alert ({', '.join(STALL_ALERTS)})", job.urn)
+            )
+    return findings
+
+
+def _critical_receiver(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
+    receivers = [str(r) for r in as_list(config.get("criticalReceivers"))]
+    return [
+        Finding(
+            "no Alertmanager receiver takes 'critical' alerts; add one to modelplane:monitoring.receivers "
+            "with severities: [critical]",
+            stack.urn,
+        )
+        for stack in resources
+        if stack.type == MONITORING_STACK_TYPE and not receivers
+    ]
+
+
+PROMETHEUS_RULE_SEVERITY_AND_SUMMARY = ResourceRule(
+    name="kubernetes-monitoring-prometheusrule-require-severity-summary",
+    description="Every alert in every PrometheusRule has a severity label (critical, warning, info) and a summary.",
+    why="Alertmanager routes by severity, and the summary is the line the person paged reads first.",
+    resource_types=frozenset({PROMETHEUS_RULE_TYPE}),
+    check=_severity_and_summary,
+)
+INFERENCE_SERVICE_ALERTS = StackRule(
+    name="modelplane-workloads-inferenceservice-require-alerts",
+    description="Every InferenceService has latency and error alerts in a child PrometheusRule.",
+    why="A service that is slow or failing must page someone before its users notice.",
+    check=_inference_alerts,
+)
+TRAINING_JOB_DEADLINE = StackRule(
+    name="modelplane-workloads-trainingjob-require-deadline",
+    description="Every TrainingJob's TrainJob carries a run deadline (max-run-minutes).",
+    why="A hung or runaway run stops instead of burning GPU hours until someone notices.",
+    check=_training_deadline,
+)
+TRAINING_JOB_CHECKPOINTS = StackRule(
+    name="modelplane-workloads-trainingjob-require-checkpoint-uri",
+    description="Every TrainingJob's trainer writes checkpoints to a URI (--checkpoint-uri).",
+    why="Spot interruptions and node failures resume from the newest checkpoint instead of starting over.",
+    check=_training_checkpoints,
+)
+TRAINING_JOB_STALL_ALERT = StackRule(
+    name="modelplane-workloads-trainingjob-require-stall-alert",
+    description="Every TrainingJob has a stall alert (TrainingStalled) in a child PrometheusRule.",
+    why="A hung NCCL collective keeps every GPU of the job busy doing nothing.",
+    check=_training_stall_alert,
+)
+CRITICAL_RECEIVER = StackRule(
+    name="modelplane-monitoring-alertmanager-require-critical-receiver",
+    description="Alertmanager routes 'critical' alerts to a receiver (from the environment's monitoring config).",
+    why="A critical alert nobody receives is an outage discovered by its users.",
+    check=_critical_receiver,
+    config_properties={
+        "criticalReceivers": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Receivers taking critical alerts; derived from modelplane:monitoring.receivers.",
+        }
+    },
+)
+
+RULES: list[Rule] = [
+    PROMETHEUS_RULE_SEVERITY_AND_SUMMARY,
+    INFERENCE_SERVICE_ALERTS,
+    TRAINING_JOB_DEADLINE,
+    TRAINING_JOB_CHECKPOINTS,
+    TRAINING_JOB_STALL_ALERT,
+    CRITICAL_RECEIVER,
+]

@@ -1,0 +1,62 @@
+"""Every rule of the modelplane platform pack, and its enforcement level in each environment.
+
+The levels here are what `policies/modelplane_platform/config/ENV.json` must say (a test keeps them
+in step) and what the README's table shows: advisory in dev, mandatory in staging and prod, with
+the exceptions below.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from policies.rules import alerting, budget, cluster, exposure, iam, nodes, registry, storage, workloads
+from policies.rules.rule import Rule
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+DEFAULT_LEVELS = {"dev": "advisory", "staging": "mandatory", "prod": "mandatory"}
+LEVEL_EXCEPTIONS: dict[str, dict[str, str]] = {
+    # dev's API server is public for the team's office CIDR; staging should follow prod.
+    cluster.EKS_PRIVATE_ENDPOINT.name: {"dev": "disabled", "staging": "advisory", "prod": "mandatory"},
+    # Only prod serves the public.
+    exposure.INTERNAL_LOAD_BALANCERS.name: {"dev": "advisory", "staging": "mandatory", "prod": "disabled"},
+    # Config validation already requires a critical receiver in prod; elsewhere it is advice.
+    alerting.CRITICAL_RECEIVER.name: {"dev": "disabled", "staging": "advisory", "prod": "mandatory"},
+}
+
+RULES: list[Rule] = [
+    *storage.RULES,
+    *registry.RULES,
+    *iam.RULES,
+    *cluster.RULES,
+    *nodes.RULES,
+    *workloads.RULES,
+    *exposure.RULES,
+    *alerting.RULES,
+    *budget.RULES,
+]
+
+
+def level(rule_name: str, environment: str) -> str:
+    """The documented enforcement level of `rule_name` in `environment`."""
+    return LEVEL_EXCEPTIONS.get(rule_name, {}).get(environment, DEFAULT_LEVELS[environment])
+
+
+def pack_policies() -> list[Policy]:
+    """The Policy SDK objects for every rule, as the pack and the offline check both use them."""
+    return [rule.policy() for rule in RULES]
+
+
+def markdown_table() -> str:
+    """The README's policy table."""
+    lines = [
+        "| rule | kind | enforces | why | dev | staging | prod |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for rule in RULES:
+        levels = " | ".join(level(rule.name, env) for env in ENVIRONMENTS)
+        lines.append(f"| `{rule.name}` | {rule.kind} | {rule.description} | {rule.why} | {levels} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

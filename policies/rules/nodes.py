@@ -1,0 +1,146 @@
+"""Node rules: launch templates (IMDSv2, encrypted volumes) and GPU node groups (taint, NVIDIA AMI, allowed types)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from components.gpu_catalog import GPU_INSTANCE_TYPES
+from components.gpu_nodes import GPU_PRESENT_LABEL, GPU_TAINT, GPU_TAINT_KEY
+from policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
+from policies.rules.rule import ResourceRule, Rule
+
+LAUNCH_TEMPLATE_TYPES = frozenset({"aws:ec2/launchTemplate:LaunchTemplate"})
+NODE_GROUP_TYPES = frozenset({"aws:eks/nodeGroup:NodeGroup"})
+# EC2's accelerated families with NVIDIA (or AMD) GPUs: g4dn, g5, g5g, g6, g6e, p4d, p5, ...
+GPU_FAMILY = re.compile(r"^[gp]\d[a-z]*\.")
+
+
+def gpu_instance_types(props: dict[str, Any]) -> list[str]:
+    return [t for t in as_list(props.get("instanceTypes")) if isinstance(t, str) and GPU_FAMILY.match(t)]
+
+
+def is_gpu_node_group(props: dict[str, Any]) -> bool:
+    """A node group is a GPU one if its instance types, its AMI type or its labels say so."""
+    ami_type = props.get("amiType")
+    return (
+        bool(gpu_instance_types(props))
+        or (isinstance(ami_type, str) and "NVIDIA" in ami_type)
+        or dig(props, "labels", GPU_PRESENT_LABEL) == "true"
+    )
+
+
+def _imdsv2(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    tokens = dig(props, "metadataOptions", "httpTokens")
+    if is_unknown(tokens) or tokens == "required" or dig(props, "metadataOptions", "httpEndpoint") == "disabled":
+        return []
+    return [f"metadataOptions.httpTokens={tokens!r}; set 'required' so only IMDSv2 sessions reach the node role"]
+
+
+def _encrypted_volumes(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    mappings = props.get("blockDeviceMappings")
+    if is_unknown(mappings):
+        return []
+    if not as_list(mappings):
+        return ["no blockDeviceMappings: the root volume's encryption is left to the AMI and account default"]
+    problems = []
+    for mapping in as_list(mappings):
+        ebs = as_dict(dig(mapping, "ebs"))
+        encrypted = ebs.get("encrypted")
+        if ebs and not is_unknown(encrypted) and not is_true(encrypted):
+            device = dig(mapping, "deviceName") or "?"
+            problems.append(f"blockDeviceMappings {device}: ebs.encrypted is not true; encrypt every volume")
+    return problems
+
+
+def _tolerated_taint(taint: Any) -> bool:
+    return (
+        dig(taint, "key") == GPU_TAINT_KEY
+        and dig(taint, "effect") == GPU_TAINT["effect"]
+        and dig(taint, "value") in (GPU_TAINT["value"], None)
+    )
+
+
+def _gpu_taint(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    taints = props.get("taints")
+    if not is_gpu_node_group(props) or is_unknown(taints) or any(_tolerated_taint(t) for t in as_list(taints)):
+        return []
+    return [
+        f"GPU node group lacks the taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:{GPU_TAINT['effect']}; "
+        "without it any pod lands on (and pays for) GPU nodes"
+    ]
+
+
+def _nvidia_ami(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    ami_type = props.get("amiType")
+    if not is_gpu_node_group(props) or is_unknown(ami_type):
+        return []
+    if isinstance(ami_type, str) and "NVIDIA" in ami_type:
+        return []
+    return [f"GPU node group has amiType={ami_type!r}; use an NVIDIA AMI type (e.g. AL2023_x86_64_NVIDIA)"]
+
+
+def _allowed_instance_types(_type: str, props: dict[str, Any], config: Mapping[str, Any]) -> list[str]:
+    if not is_gpu_node_group(props) or is_unknown(props.get("instanceTypes")):
+        return []
+    allowed = [str(t) for t in as_list(config.get("allowedInstanceTypes"))]
+    if not allowed:
+        return ["no allowedInstanceTypes in this environment's policy config; list the GPU types it may use"]
+    instance_types = [str(t) for t in as_list(props.get("instanceTypes"))] or ["(none)"]
+    refused = [t for t in instance_types if t not in allowed]
+    if not refused:
+        return []
+    return [f"instance types {refused} are not allowed in this environment; allowed: {', '.join(allowed)}"]
+
+
+LAUNCH_TEMPLATE_IMDSV2 = ResourceRule(
+    name="aws-ec2-launchtemplate-require-imdsv2",
+    description="Launch templates require IMDSv2 (metadataOptions.httpTokens 'required').",
+    why="With IMDSv1 a server-side request forgery in any pod can read the node role's credentials.",
+    resource_types=LAUNCH_TEMPLATE_TYPES,
+    check=_imdsv2,
+)
+LAUNCH_TEMPLATE_ENCRYPTED_VOLUMES = ResourceRule(
+    name="aws-ec2-launchtemplate-require-encrypted-volumes",
+    description="Launch templates declare their EBS volumes, all encrypted.",
+    why="Node volumes cache datasets, model weights and container images.",
+    resource_types=LAUNCH_TEMPLATE_TYPES,
+    check=_encrypted_volumes,
+)
+NODE_GROUP_GPU_TAINT = ResourceRule(
+    name="aws-eks-nodegroup-require-gpu-taint",
+    description=f"GPU node groups carry the {GPU_TAINT_KEY} NoSchedule taint.",
+    why="Only pods that tolerate it (GPU workloads, GPU node agents) are scheduled onto expensive GPU nodes.",
+    resource_types=NODE_GROUP_TYPES,
+    check=_gpu_taint,
+)
+NODE_GROUP_NVIDIA_AMI = ResourceRule(
+    name="aws-eks-nodegroup-require-nvidia-ami",
+    description="GPU node groups use an EKS NVIDIA AMI type.",
+    why="Only the NVIDIA AMIs ship the driver and container toolkit; without them the GPUs are invisible to pods.",
+    resource_types=NODE_GROUP_TYPES,
+    check=_nvidia_ami,
+)
+NODE_GROUP_ALLOWED_GPU_TYPES = ResourceRule(
+    name="aws-eks-nodegroup-allowed-gpu-instance-types",
+    description="GPU node groups use only the instance types allowed in the environment (policy config).",
+    why="Keeps p5-class instances out of dev and makes every new GPU type a reviewed decision.",
+    resource_types=NODE_GROUP_TYPES,
+    check=_allowed_instance_types,
+    config_properties={
+        "allowedInstanceTypes": {
+            "type": "array",
+            "items": {"type": "string", "enum": sorted(GPU_INSTANCE_TYPES)},
+            "description": "GPU instance types this environment may use.",
+        }
+    },
+)
+
+RULES: list[Rule] = [
+    LAUNCH_TEMPLATE_IMDSV2,
+    LAUNCH_TEMPLATE_ENCRYPTED_VOLUMES,
+    NODE_GROUP_GPU_TAINT,
+    NODE_GROUP_NVIDIA_AMI,
+    NODE_GROUP_ALLOWED_GPU_TYPES,
+]

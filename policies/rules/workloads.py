@@ -1,0 +1,274 @@
+"""Kubernetes workload rules over every container of every pod template (see `pod_specs`).
+
+Helm releases are not inspected: their pods are rendered from the chart inside the provider, so the
+inputs hold only chart values in the chart's own shape. The add-ons modelplane installs by Helm
+(NVIDIA device plugin, dcgm-exporter, kube-prometheus-stack, Kubeflow Trainer) are upstream charts
+pinned by version (`kubernetes-helm-release-require-pinned-version`), and their GPU node agents are
+DaemonSets, which may tolerate the GPU taint without asking for GPUs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from components.gpu_nodes import GPU_TAINT_EFFECT, GPU_TAINT_KEY, GPU_TAINT_VALUE
+from policies.rules.pod_specs import WORKLOAD_TYPES, Container, PodTemplate, pod_templates
+from policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
+from policies.rules.rule import ResourceRule, Rule
+
+GPU_RESOURCE = "nvidia.com/gpu"
+REQUIRED_RESOURCES = ("cpu", "memory")
+
+ContainerCheck = Callable[[Container, PodTemplate, Mapping[str, Any]], list[str]]
+
+
+def _over_containers(
+    aspect: str, check: ContainerCheck
+) -> Callable[[str, dict[str, Any], Mapping[str, Any]], list[str]]:
+    """A resource check running `check` on each container that owns `aspect` itself."""
+
+    def run(resource_type: str, props: dict[str, Any], config: Mapping[str, Any]) -> list[str]:
+        return [
+            f"{container.where}: {problem}"
+            for template in pod_templates(resource_type, props)
+            for container in template.containers
+            if aspect not in container.inherited
+            for problem in check(container, template, config)
+        ]
+
+    return run
+
+
+def _requests_and_limits(container: Container, _pod: PodTemplate, _config: Mapping[str, Any]) -> list[str]:
+    resources = container.spec.get("resources")
+    if is_unknown(resources):
+        return []
+    missing = [
+        f"{kind}.{name}"
+        for kind in ("requests", "limits")
+        for name in REQUIRED_RESOURCES
+        if dig(resources, kind, name) is None
+    ]
+    return [f"no {', '.join(missing)}; set cpu and memory requests and limits"] if missing else []
+
+
+def _effective(container: Container, pod: PodTemplate, key: str) -> Any:
+    """A security setting as Kubernetes applies it: the container's own, else the pod's."""
+    own = dig(container.spec, "securityContext", key)
+    return own if own is not None else dig(pod.spec, "securityContext", key)
+
+
+def _non_root(container: Container, pod: PodTemplate, _config: Mapping[str, Any]) -> list[str]:
+    non_root, user = _effective(container, pod, "runAsNonRoot"), _effective(container, pod, "runAsUser")
+    if is_unknown(non_root) or is_unknown(user):
+        return []
+    if user == 0:
+        return ["runAsUser is 0 (root); run as a non-root user"]
+    if is_true(non_root) or (isinstance(user, (int, float)) and user > 0):
+        return []
+    return ["may run as root; set securityContext.runAsNonRoot true (or a non-zero runAsUser)"]
+
+
+def _not_privileged(container: Container, _pod: PodTemplate, _config: Mapping[str, Any]) -> list[str]:
+    context = as_dict(container.spec.get("securityContext"))
+    problems = []
+    if is_true(context.get("privileged")):
+        problems.append("is privileged; drop securityContext.privileged")
+    if is_true(context.get("allowPrivilegeEscalation")):
+        problems.append("allows privilege escalation; set securityContext.allowPrivilegeEscalation false")
+    return problems
+
+
+def _read_only_root(container: Container, _pod: PodTemplate, _config: Mapping[str, Any]) -> list[str]:
+    read_only = dig(container.spec, "securityContext", "readOnlyRootFilesystem")
+    if is_unknown(read_only) or is_true(read_only):
+        return []
+    return [
+        "root filesystem is writable; set securityContext.readOnlyRootFilesystem true (mount emptyDirs for scratch)"
+    ]
+
+
+def _platform_registry(container: Container, _pod: PodTemplate, config: Mapping[str, Any]) -> list[str]:
+    image = container.spec.get("image")
+    if is_unknown(image):
+        return []
+    if not isinstance(image, str) or not image:
+        return ["no image; set one from the platform's registry"]
+    registries = [str(r) for r in as_list(config.get("allowedRegistries"))]
+    if not registries:
+        return ["no allowedRegistries in this environment's policy config"]
+    if any(image.startswith(registry) for registry in registries):
+        return []
+    return [f"image {image!r} is not from the platform's registry ({', '.join(registries)})"]
+
+
+def _pinned_image(container: Container, _pod: PodTemplate, _config: Mapping[str, Any]) -> list[str]:
+    image = container.spec.get("image")
+    if is_unknown(image) or not isinstance(image, str) or not image or "@sha256:" in image:
+        return []
+    last = image.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else None
+    if tag is None:
+        return [f"image {image!r} has no tag (so it means ':latest'); pin a digest or an immutable version tag"]
+    if tag == "latest":
+        return [f"image {image!r} uses ':latest'; pin a digest or an immutable version tag"]
+    return []
+
+
+def _quantity(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _gpu_quantities(container: Container) -> tuple[Any, Any]:
+    resources = container.spec.get("resources")
+    return dig(resources, "requests", GPU_RESOURCE), dig(resources, "limits", GPU_RESOURCE)
+
+
+def _gpus_guaranteed(container: Container, _pod: PodTemplate, _config: Mapping[str, Any]) -> list[str]:
+    requests, limits = _gpu_quantities(container)
+    if is_unknown(requests) or is_unknown(limits) or (requests is None and limits is None):
+        return []
+    if _quantity(requests) == _quantity(limits):
+        return []
+    return [f"{GPU_RESOURCE} requests={_quantity(requests)} but limits={_quantity(limits)}; set both to the same count"]
+
+
+def _asks_for_gpus(template: PodTemplate) -> bool:
+    for container in template.containers:
+        requests, limits = _gpu_quantities(container)
+        if any(q not in (None, 0, "0") and not is_unknown(q) for q in (requests, limits)):
+            return True
+    return False
+
+
+def _tolerates_gpu_taint(template: PodTemplate) -> bool:
+    for toleration in as_list(template.spec.get("tolerations")):
+        key, operator = dig(toleration, "key"), dig(toleration, "operator") or "Equal"
+        effect = dig(toleration, "effect")
+        if effect not in (None, "", GPU_TAINT_EFFECT):
+            continue
+        if operator == "Exists" and key in (None, "", GPU_TAINT_KEY):
+            return True
+        if operator == "Equal" and key == GPU_TAINT_KEY and dig(toleration, "value") == GPU_TAINT_VALUE:
+            return True
+    return False
+
+
+def _gpu_pods_tolerate_taint(resource_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{template.where}: asks for {GPU_RESOURCE} but does not tolerate the GPU taint "
+        f"{GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{GPU_TAINT_EFFECT}; it would never be scheduled"
+        for template in pod_templates(resource_type, props)
+        if _asks_for_gpus(template) and not _tolerates_gpu_taint(template)
+    ]
+
+
+def _gpu_toleration_needs_gpus(resource_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{template.where}: tolerates the GPU taint but asks for no {GPU_RESOURCE}; "
+        "it would hold a GPU node without using its GPUs"
+        for template in pod_templates(resource_type, props)
+        if not template.node_agent and _tolerates_gpu_taint(template) and not _asks_for_gpus(template)
+    ]
+
+
+def _container_rule(
+    name: str, description: str, why: str, aspect: str, check: ContainerCheck, **extra: Any
+) -> ResourceRule:
+    return ResourceRule(
+        name=name,
+        description=description,
+        why=why,
+        resource_types=WORKLOAD_TYPES,
+        check=_over_containers(aspect, check),
+        **extra,
+    )
+
+
+REQUIRE_REQUESTS_AND_LIMITS = _container_rule(
+    "kubernetes-pods-container-require-requests-limits",
+    "Every container sets cpu and memory requests and limits (a TrainJob's trainer through resourcesPerNode).",
+    "Without them one pod starves its neighbours on a node, and the scheduler packs GPU nodes blindly.",
+    "resources",
+    _requests_and_limits,
+)
+DISALLOW_ROOT = _container_rule(
+    "kubernetes-pods-container-disallow-root",
+    "Every container runs as a non-root user (runAsNonRoot or a non-zero runAsUser, its own or its pod's).",
+    "A container escape as root owns the node, its GPUs and the node role.",
+    "security",
+    _non_root,
+)
+DISALLOW_PRIVILEGED = _container_rule(
+    "kubernetes-pods-container-disallow-privileged",
+    "No container is privileged or allows privilege escalation.",
+    "A privileged container is root on the node; GPUs are exposed by the device plugin, never by privilege.",
+    "security",
+    _not_privileged,
+)
+REQUIRE_READ_ONLY_ROOT = _container_rule(
+    "kubernetes-pods-container-require-readonly-rootfs",
+    "Every container has a read-only root filesystem.",
+    "An attacker cannot plant binaries in the image; scratch space is explicit (emptyDir), sized and wiped.",
+    "security",
+    _read_only_root,
+)
+REQUIRE_PLATFORM_REGISTRY = _container_rule(
+    "kubernetes-pods-container-require-platform-registry",
+    "Every image comes from the platform's ECR registry (policy config allowedRegistries).",
+    "Only images that were pushed to the platform's registry, and scanned there, run on the cluster.",
+    "image",
+    _platform_registry,
+    config_properties={
+        "allowedRegistries": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Image prefixes allowed, e.g. '123456789012.dkr.ecr.us-east-1.amazonaws.com/'.",
+        }
+    },
+)
+REQUIRE_PINNED_IMAGE = _container_rule(
+    "kubernetes-pods-container-require-pinned-image",
+    "Every image is pinned by digest or a version tag, never ':latest' or no tag.",
+    "A run must be reproducible and a rollback must bring back the same bits.",
+    "image",
+    _pinned_image,
+)
+GPU_REQUESTS_EQUAL_LIMITS = _container_rule(
+    "kubernetes-pods-gpu-require-equal-requests-limits",
+    f"A container asking for {GPU_RESOURCE} requests as many as its limit.",
+    "GPUs cannot be overcommitted; the device plugin allocates whole GPUs and rejects differing values.",
+    "resources",
+    _gpus_guaranteed,
+)
+GPU_PODS_TOLERATE_TAINT = ResourceRule(
+    name="kubernetes-pods-gpu-require-taint-toleration",
+    description=f"A pod asking for {GPU_RESOURCE} tolerates the GPU node taint.",
+    why="GPU nodes are tainted; a GPU pod without the toleration stays Pending forever.",
+    resource_types=WORKLOAD_TYPES,
+    check=_gpu_pods_tolerate_taint,
+)
+GPU_TOLERATION_NEEDS_GPUS = ResourceRule(
+    name="kubernetes-pods-gpu-toleration-require-gpu-request",
+    description=f"A pod tolerating the GPU taint asks for {GPU_RESOURCE} (DaemonSets, i.e. GPU node agents, excepted).",
+    why="The taint keeps CPU work off GPU nodes; a tolerating pod without GPUs defeats it and blocks scale-down.",
+    resource_types=WORKLOAD_TYPES,
+    check=_gpu_toleration_needs_gpus,
+)
+
+RULES: list[Rule] = [
+    REQUIRE_REQUESTS_AND_LIMITS,
+    DISALLOW_ROOT,
+    DISALLOW_PRIVILEGED,
+    REQUIRE_READ_ONLY_ROOT,
+    REQUIRE_PLATFORM_REGISTRY,
+    REQUIRE_PINNED_IMAGE,
+    GPU_REQUESTS_EQUAL_LIMITS,
+    GPU_PODS_TOLERATE_TAINT,
+    GPU_TOLERATION_NEEDS_GPUS,
+]

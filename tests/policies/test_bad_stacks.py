@@ -1,0 +1,62 @@
+"""A corpus of deliberately bad stacks, each planned offline and checked: exactly the expected rules trip.
+
+Their names are no shipped environment's, so they are checked with prod's policy config (the strictest).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from modelplane.plan.engine import plan_environment
+from modelplane.plan.policy_check import check_plan
+
+BAD_STACKS = Path(__file__).resolve().parent / "bad_stacks"
+STACK_PROGRAM = Path(__file__).resolve().parents[2] / "stacks" / "__main__.py"
+MANDATORY = "mandatory"
+
+EXPECTED_FROM_CONFIG = {
+    "public-endpoint": {"aws-eks-cluster-disallow-public-endpoint"},
+    "partial-logging": {"aws-eks-cluster-enable-control-plane-logging"},
+    "unapproved-gpu": {"aws-eks-nodegroup-allowed-gpu-instance-types"},
+    "no-critical": {"modelplane-monitoring-alertmanager-require-critical-receiver"},
+    "other-region": {"kubernetes-pods-container-require-platform-registry"},
+}
+EXPECTED_FROM_RAW_RESOURCES = {
+    "aws-s3-bucket-disallow-unencrypted",
+    "aws-s3-bucket-enable-versioning",
+    "aws-s3-bucket-disallow-public-access",
+    "aws-s3-bucket-require-tls",
+    "aws-ecr-repository-enable-scan-on-push",
+    "aws-ecr-repository-require-immutable-tags",
+    "aws-iam-policy-disallow-wildcards",
+    "aws-ec2-launchtemplate-require-imdsv2",
+    "aws-ec2-launchtemplate-require-encrypted-volumes",
+    "aws-eks-nodegroup-require-gpu-taint",
+    "kubernetes-pods-container-require-requests-limits",
+    "kubernetes-pods-container-disallow-root",
+    "kubernetes-pods-container-disallow-privileged",
+    "kubernetes-pods-container-require-readonly-rootfs",
+    "kubernetes-pods-container-require-platform-registry",
+    "kubernetes-pods-container-require-pinned-image",
+    "kubernetes-pods-gpu-toleration-require-gpu-request",
+    "kubernetes-monitoring-prometheusrule-require-severity-summary",
+    "kubernetes-helm-release-require-pinned-version",
+    # Not kubernetes-core-service-require-internal-loadbalancer: prod serves the public, so it is disabled there.
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FROM_CONFIG))
+def test_bad_config_trips_exactly_its_rules(name: str, tmp_path: Path) -> None:
+    shutil.copy(STACK_PROGRAM, tmp_path / "__main__.py")
+    shutil.copy(BAD_STACKS / f"{name}.yaml", tmp_path / f"Pulumi.{name}.yaml")
+    violations = check_plan(plan_environment(name, tmp_path))
+    assert {(v.rule, v.level) for v in violations} == {(rule, MANDATORY) for rule in EXPECTED_FROM_CONFIG[name]}
+
+
+def test_program_declaring_raw_resources_trips_the_resource_rules() -> None:
+    violations = check_plan(plan_environment("raw-resources", BAD_STACKS / "raw_resources"))
+    assert {v.level for v in violations} == {MANDATORY}
+    assert {v.rule for v in violations} == EXPECTED_FROM_RAW_RESOURCES

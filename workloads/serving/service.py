@@ -1,0 +1,195 @@
+"""`InferenceService`: one typed resource that serves a trained model on the platform."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NotRequired, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.alerting.inference_rules import inference_rules
+from components.eks_cluster import assume_role_policy
+from components.gpu_catalog import gpu_instance_type
+from components.prometheus_rule import API_VERSION, MODELPLANE_LABELS, prometheus_rule
+from workloads.serving.kubernetes import (
+    CANARY,
+    STABLE,
+    autoscaler_manifest,
+    deployment_manifest,
+    disruption_budget_manifest,
+    model_read_policy,
+    scrape_spec,
+    service_labels,
+    service_manifest,
+)
+from workloads.serving.spec import Accelerator, InferenceServiceSpec, fit_problems, repository_of, spec_problems
+from workloads.training.job import image_reference
+
+
+class InferenceServiceArgs(TypedDict):
+    spec: InferenceServiceSpec
+    """What the ML team declared."""
+    cluster_name: pulumi.Input[str]
+    """The EKS cluster (for the service's pod identity)."""
+    image_repository_url: pulumi.Input[str]
+    """URL of the ECR repository named in `spec.image`; the spec's tag or digest is appended."""
+    canary_image_repository_url: NotRequired[pulumi.Input[str]]
+    """URL of the repository `spec.canary.image` names, when that is another repository than `spec.image`'s."""
+    artifact_bucket: pulumi.Input[str]
+    """The platform's artifact bucket: model paths resolve under it."""
+    artifact_bucket_arn: pulumi.Input[str]
+    """Its ARN, for the service's read-only, model-scoped access policy."""
+    artifact_kms_key_arn: pulumi.Input[str]
+    """The bucket's KMS key, which the server needs to read the model."""
+    instance_type: NotRequired[str]
+    """The GPU pool's instance type: required with accelerator gpu (checks the replica fits), absent with cpu."""
+    namespace: NotRequired[str]
+    """Namespace of the service's objects; default "ml"."""
+
+
+def _problems(args: InferenceServiceArgs) -> list[str]:
+    """The spec's own rules, and one replica's fit on the pool's instance type."""
+    spec = args["spec"]
+    instance_type = args.get("instance_type")
+    problems = [f"spec.{problem}" for problem in spec_problems(spec)]
+    if spec.accelerator is Accelerator.GPU and instance_type is None:
+        problems.append(f"instance_type=None: accelerator gpu needs the instance type of pool {spec.gpu_pool!r}")
+    if spec.accelerator is Accelerator.CPU and instance_type is not None:
+        problems.append(f"instance_type={instance_type!r}: a CPU service runs on the system nodes; remove it")
+    if spec.accelerator is Accelerator.GPU and instance_type is not None:
+        problems.extend(f"spec.{problem}" for problem in fit_problems(spec, gpu_instance_type(instance_type)))
+    canary_image = spec.canary_image
+    other_repository = canary_image is not None and repository_of(canary_image) != repository_of(spec.image)
+    if other_repository and "canary_image_repository_url" not in args:
+        problems.append(
+            f"canary_image_repository_url: required, as spec.canary.image={canary_image!r} names another "
+            f"repository than spec.image={spec.image!r}"
+        )
+    return problems
+
+
+def _body(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's `metadata` and `spec`, as keyword arguments of the typed resource."""
+    return {"metadata": manifest["metadata"], "spec": manifest["spec"]}
+
+
+class InferenceService(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+    """The Kubernetes Service's name: clients call http://<name>.<namespace>.svc/v2/models/<model>/infer."""
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("modelplane:workloads:InferenceService", name, {}, opts)
+        spec = args["spec"]
+        namespace = args.get("namespace", "ml")
+        problems = _problems(args)
+        if problems:
+            raise ValueError(f"InferenceService {name}: " + "; ".join(problems))
+        child = pulumi.ResourceOptions(parent=self)
+        labels = service_labels(spec)
+        account_name = f"{spec.name}-inference"
+
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            opts=child,
+        )
+        models = [spec.model] + ([spec.canary_model] if spec.canary_model else [])
+        aws.iam.RolePolicy(
+            f"{name}-model-read",
+            role=role.id,
+            policy=pulumi.Output.all(args["artifact_bucket_arn"], args["artifact_kms_key_arn"]).apply(
+                lambda arns: json.dumps(model_read_policy(arns[0], models, arns[1]))
+            ),
+            opts=child,
+        )
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=account_name, namespace=namespace, labels=labels),
+            automount_service_account_token=False,
+            opts=child,
+        )
+        identity = aws.eks.PodIdentityAssociation(
+            f"{name}-identity",
+            cluster_name=args["cluster_name"],
+            namespace=namespace,
+            service_account=account_name,
+            role_arn=role.arn,
+            opts=child,
+        )
+
+        tracks = [(STABLE, spec.image)] + ([(CANARY, spec.canary_image)] if spec.canary_image else [])
+        deployments = []
+        for track, image in tracks:
+            repository_url = (
+                args["image_repository_url"]
+                if repository_of(image) == repository_of(spec.image)
+                else args["canary_image_repository_url"]
+            )
+
+            def render(values: list[Any], track: str = track, image: str = image) -> dict[str, Any]:
+                return deployment_manifest(
+                    spec,
+                    track,
+                    namespace=namespace,
+                    image=image_reference(values[0], image),
+                    artifact_root=f"s3://{values[1]}",
+                    service_account=account_name,
+                )
+
+            manifest = pulumi.Output.all(repository_url, args["artifact_bucket"]).apply(render)
+            deployments.append(
+                k8s.apps.v1.Deployment(
+                    f"{name}-deployment" if track == STABLE else f"{name}-{track}-deployment",
+                    metadata=manifest["metadata"],
+                    spec=manifest["spec"],
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        depends_on=[service_account, identity],
+                        # The autoscaler owns the stable track's replica count once it exists.
+                        ignore_changes=["spec.replicas"] if track == STABLE else None,
+                    ),
+                )
+            )
+        k8s.core.v1.Service(f"{name}-service", **_body(service_manifest(spec, namespace=namespace)), opts=child)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-autoscaler",
+            **_body(autoscaler_manifest(spec, namespace=namespace)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployments[0]]),
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-disruption-budget", **_body(disruption_budget_manifest(spec, namespace=namespace)), opts=child
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-metrics",
+            api_version=API_VERSION,
+            kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=spec.name, namespace=namespace, labels={**MODELPLANE_LABELS, **labels}
+            ),
+            spec=scrape_spec(spec),
+            opts=child,
+        )
+        objectives = spec.inference_objectives()
+        prometheus_rule(
+            f"{name}-alerts",
+            name=f"{spec.name}-inference",
+            namespace=namespace,
+            groups=inference_rules(spec.name, objectives),
+            labels=labels,
+            opts=child,
+        )
+        if spec.canary is not None:
+            prometheus_rule(
+                f"{name}-canary-alerts",
+                name=f"{spec.name}-inference-canary",
+                namespace=namespace,
+                groups=inference_rules(spec.name, objectives, track=CANARY),
+                labels=labels,
+                opts=child,
+            )
+        self.service_name = pulumi.Output.from_input(spec.name)
+        self.role_arn = role.arn
+        self.register_outputs({"service_name": self.service_name, "role_arn": self.role_arn})

@@ -1,0 +1,73 @@
+"""Which process this is among the job's ranks, and the few collectives the trainer needs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+# What torchrun sets; a plain `python -m workloads.training` runs as the only rank of a one-process group.
+SINGLE_PROCESS_ENV = {
+    "RANK": "0",
+    "WORLD_SIZE": "1",
+    "LOCAL_RANK": "0",
+    "MASTER_ADDR": "127.0.0.1",
+    "MASTER_PORT": "29500",
+}
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 logs, serves metrics, commits checkpoints and exports."""
+        return self.rank == 0
+
+    @property
+    def is_node_leader(self) -> bool:
+        """Local rank 0 downloads and uploads node-local files once for every rank on its node."""
+        return self.local_rank == 0
+
+    @classmethod
+    def from_env(cls, environ: MutableMapping[str, str] | None = None) -> Ranks:
+        """The ranks torchrun (or the Kubeflow trainer) set; fills in a one-process group when there are none.
+
+        DeepSpeed looks for MPI when RANK is missing, so a lone process gets the variables too.
+        """
+        environ = os.environ if environ is None else environ
+        if "RANK" not in environ:
+            for name, value in SINGLE_PROCESS_ENV.items():
+                environ.setdefault(name, value)
+        return cls(int(environ["RANK"]), int(environ["WORLD_SIZE"]), int(environ.get("LOCAL_RANK", "0")))
+
+
+def backend() -> str:
+    """NCCL between GPUs; gloo when there are none (CPU runs and tests)."""
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def init_process_group(ranks: Ranks) -> None:
+    import deepspeed
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(ranks.local_rank)
+    deepspeed.init_distributed(
+        dist_backend=backend(), auto_mpi_discovery=False, rank=ranks.rank, world_size=ranks.world_size, verbose=False
+    )
+
+
+def barrier() -> None:
+    dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` summed over every rank, in place."""
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
