@@ -25,8 +25,10 @@ tools:
 
 install: $(INSTALLED) tools
 
+# The offline plan of the dev platform, then dev's training job and service run locally, once.
 demo: install
 	$(BIN)/modelplane plan dev
+	$(BIN)/modelplane up local --once
 
 lint: install
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from workloads.training.kubernetes import artifact_uri, trainer_arguments
 from workloads.training.spec import TrainingJobSpec
 
 STATE_FILE = "state.json"
+SUMMARY_FILE = "summary.json"
 READY_SECONDS = 120.0
 
 
@@ -209,7 +210,14 @@ def up(plan: LocalPlan, progress: Any = print) -> Summary:
     state.details.update({"prometheus_url": summary.prometheus_url, "alertmanager_url": summary.alertmanager_url})
     state.details["service_urls"] = summary.service_urls
     state.save(plan.state_dir / STATE_FILE)
+    write_summary(plan.state_dir / SUMMARY_FILE, summary, state)
     return summary
+
+
+def write_summary(path: Path, summary: Summary, state: LocalState) -> None:
+    """The run's summary as JSON, with the PIDs it started: for scripts, CI and `status` after the fact."""
+    document = {**asdict(summary), "processes": {p.name: p.pid for p in state.processes}}
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
 
 
 def _serve(plan: LocalPlan, service: InferenceServiceSpec, state: LocalState, port: int) -> str:

