@@ -10,8 +10,9 @@ import pulumi_kubernetes as k8s
 from workloads.training.kubernetes import TRAINER_API_VERSION, cluster_training_runtime_manifest
 
 CHART = "oci://ghcr.io/kubeflow/charts/kubeflow-trainer"
-CHART_VERSION = "2.0.0"
-"""Pinned: TrainJob's API is v1alpha1 and changes between releases."""
+CHART_VERSION = "2.1.0"
+"""Pinned: TrainJob's API is v1alpha1 and changes between releases (modelplane renders
+`podTemplateOverrides` and `activeDeadlineSeconds`, as Trainer 2.1's CRDs define them)."""
 NAMESPACE = "kubeflow-system"
 
 

@@ -26,7 +26,7 @@ SEVERITIES = ("critical", "warning", "info")
 LATENCY_ALERTS = frozenset({"InferenceLatencyHigh"})
 ERROR_ALERTS = frozenset({"InferenceErrorBudgetFastBurn", "InferenceErrorBudgetSlowBurn"})
 STALL_ALERTS = frozenset({"TrainingStalled"})
-MAX_RUN_ANNOTATION = "modelplane.io/max-run-minutes"
+DEADLINE_FIELD = "activeDeadlineSeconds"
 CHECKPOINT_ARGUMENT = "--checkpoint-uri"
 
 
@@ -87,7 +87,7 @@ def _train_jobs(job: StackResource, resources: list[StackResource]) -> list[Stac
     return [child for child in children_of(job.urn, resources) if child.type == TRAIN_JOB_TYPE]
 
 
-def _positive_minutes(value: Any) -> bool:
+def _positive(value: Any) -> bool:
     try:
         return float(value) > 0
     except (TypeError, ValueError):
@@ -95,10 +95,10 @@ def _positive_minutes(value: Any) -> bool:
 
 
 def _has_deadline(train_job: dict[str, Any]) -> bool | None:
-    minutes = dig(train_job, "metadata", "annotations", MAX_RUN_ANNOTATION)
-    if is_unknown(minutes):
+    seconds = dig(train_job, "spec", DEADLINE_FIELD)
+    if is_unknown(seconds):
         return None
-    return _positive_minutes(minutes)
+    return _positive(seconds)
 
 
 def _has_checkpoint_uri(train_job: dict[str, Any]) -> bool | None:
@@ -130,7 +130,7 @@ def _train_job_findings(resources: list[StackResource], what: str, holds: Any) -
 
 
 def _training_deadline(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
-    return _train_job_findings(resources, f"deadline (a positive {MAX_RUN_ANNOTATION} annotation)", _has_deadline)
+    return _train_job_findings(resources, f"deadline (a positive spec.{DEADLINE_FIELD})", _has_deadline)
 
 
 def _training_checkpoints(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
@@ -178,7 +178,7 @@ INFERENCE_SERVICE_ALERTS = StackRule(
 )
 TRAINING_JOB_DEADLINE = StackRule(
     name="modelplane-workloads-trainingjob-require-deadline",
-    description="Every TrainingJob's TrainJob carries a run deadline (max-run-minutes).",
+    description="Every TrainingJob's TrainJob carries a run deadline (spec.activeDeadlineSeconds).",
     why="A hung or runaway run stops instead of burning GPU hours until someone notices.",
     check=_training_deadline,
 )

@@ -89,8 +89,8 @@ def _runtime_templates(props: dict[str, Any], resource_type: str) -> list[PodTem
 
 def _train_job_template(props: dict[str, Any]) -> PodTemplate:
     trainer = as_dict(dig(props, "spec", "trainer"))
-    overrides = as_list(dig(props, "spec", "podSpecOverrides"))
-    tolerations = [t for o in overrides for t in as_list(dig(o, "tolerations"))]
+    overrides = as_list(dig(props, "spec", "podTemplateOverrides"))
+    tolerations = [t for o in overrides for t in as_list(dig(o, "spec", "tolerations"))]
     container = {"name": TRAINER_NODE, "image": trainer.get("image"), "resources": trainer.get("resourcesPerNode")}
     return PodTemplate(
         "spec.trainer",

@@ -62,14 +62,16 @@ def test_inference_service_missing_alerts_fires_on_the_service(alerts: tuple[str
 
 
 def training_job(
-    annotations: dict[str, str] | None = None,
+    deadline: float | None = 7200.0,
     args: list[str] | None = None,
     alerts: tuple[str, ...] = ("TrainingStalled",),
 ) -> list[dict[str, Any]]:
     job = resource(alerting.TRAINING_JOB_TYPE, "train-job")
     inputs = {
-        "metadata": {"annotations": {"modelplane.io/max-run-minutes": "120"} if annotations is None else annotations},
-        "spec": {"trainer": {"args": ["--checkpoint-uri", "s3://b/checkpoints/job"] if args is None else args}},
+        "spec": {
+            "trainer": {"args": ["--checkpoint-uri", "s3://b/checkpoints/job"] if args is None else args},
+            **({} if deadline is None else {"activeDeadlineSeconds": deadline}),
+        },
     }
     return [
         job,
@@ -90,8 +92,8 @@ def test_guarded_training_job_passes(rule: Any) -> None:
 @pytest.mark.parametrize(
     ("rule", "job"),
     [
-        (alerting.TRAINING_JOB_DEADLINE, training_job(annotations={})),
-        (alerting.TRAINING_JOB_DEADLINE, training_job(annotations={"modelplane.io/max-run-minutes": "0"})),
+        (alerting.TRAINING_JOB_DEADLINE, training_job(deadline=None)),
+        (alerting.TRAINING_JOB_DEADLINE, training_job(deadline=0.0)),
         (alerting.TRAINING_JOB_CHECKPOINTS, training_job(args=["--epochs", "3"])),
         (alerting.TRAINING_JOB_CHECKPOINTS, training_job(args=["--checkpoint-uri"])),
         (alerting.TRAINING_JOB_STALL_ALERT, training_job(alerts=("TrainingLossNotFinite",))),

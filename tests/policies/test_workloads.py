@@ -45,7 +45,7 @@ def train_job(**trainer: Any) -> dict[str, Any]:
             "resourcesPerNode": {"requests": dict(quantities), "limits": dict(quantities)},
             **trainer,
         },
-        "podSpecOverrides": [{"targetJobs": [{"name": "node"}], "tolerations": [GPU_TOLERATION]}],
+        "podTemplateOverrides": [{"targetJobs": [{"name": "node"}], "spec": {"tolerations": [GPU_TOLERATION]}}],
     }
     return resource(TRAIN_JOB, "job-trainjob", {"kind": "TrainJob", "spec": spec})
 

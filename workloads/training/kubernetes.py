@@ -164,15 +164,20 @@ def train_job_manifest(
                 "numProcPerNode": str(spec.gpus_per_node),
                 "resourcesPerNode": node_resources(spec, instance, efa),
             },
+            # The deadline covers the whole job, restarts included; the trainer checkpoints well before.
+            "activeDeadlineSeconds": spec.max_run_minutes * 60,
             "labels": job_labels(spec),
-            "podSpecOverrides": [
+            "podTemplateOverrides": [
                 {
                     "targetJobs": [{"name": TRAINER_CONTAINER}],
-                    "serviceAccountName": service_account,
-                    "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
-                    "tolerations": [gpu_toleration()],
-                    "volumes": pod_volumes(config_map_name, shm_gib),
-                    "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts()}],
+                    "metadata": {"labels": job_labels(spec)},
+                    "spec": {
+                        "serviceAccountName": service_account,
+                        "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
+                        "tolerations": [gpu_toleration()],
+                        "volumes": pod_volumes(config_map_name, shm_gib),
+                        "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts()}],
+                    },
                 }
             ],
         },

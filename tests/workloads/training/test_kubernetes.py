@@ -81,14 +81,17 @@ def test_train_job_runs_torchrun_on_the_pool_tolerating_the_gpu_taint() -> None:
     assert trainer["command"] == ["torchrun", "--module", "workloads.training"]
     assert trainer["numNodes"] == 2
     assert trainer["numProcPerNode"] == "8"
-    (override,) = body["spec"]["podSpecOverrides"]
-    assert override["nodeSelector"]["modelplane.io/pool"] == "train-h100"
-    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in override[
-        "tolerations"
-    ]
-    shm = next(v for v in override["volumes"] if v["name"] == "dshm")
+    assert body["spec"]["activeDeadlineSeconds"] == 24 * 60 * 60
+    (override,) = body["spec"]["podTemplateOverrides"]
+    assert override["targetJobs"] == [{"name": "node"}]
+    assert override["metadata"]["labels"]["modelplane.io/training-job"] == "intents"
+    pod = override["spec"]
+    assert pod["nodeSelector"]["modelplane.io/pool"] == "train-h100"
+    toleration = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+    assert toleration in pod["tolerations"]
+    shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
     assert shm["emptyDir"]["medium"] == "Memory"
-    mounts = {m["mountPath"] for m in override["containers"][0]["volumeMounts"]}
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     assert {"/dev/shm", "/etc/modelplane", "/tmp"} <= mounts
     env = {e["name"]: e["value"] for e in trainer["env"]}
     assert env["FI_PROVIDER"] == "efa"
