@@ -100,8 +100,9 @@ def training_rules(job_name: str, thresholds: TrainingAlertThresholds) -> RuleGr
             alert="TrainingLossNotFinite",
             # NaN is the only value not equal to itself; Inf is the only one beyond 1e308.
             expr=f"({loss} != {loss}) or (abs({loss}) > 1e308)",
-            # One non-finite loss can be an fp16 overflow step DeepSpeed skips; a lasting one is divergence.
-            for_="2m",
+            # The trainer stops at the first non-finite loss (fp16 overflow shows in gradients, which DeepSpeed's
+            # loss scaler skips, not in the loss), keeping its metrics up a while so this fires at once.
+            for_="0s",
             severity=Severity.CRITICAL,
             summary=f"Training job {job_name} has a non-finite loss ({{{{ $value }}}})",
             description=(

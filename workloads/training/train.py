@@ -410,7 +410,14 @@ def train(config: TrainerConfig, registry: CollectorRegistry = REGISTRY) -> Trai
     try:
         schedule = schedule_for(config, engine, len(loaders.train), len(inputs.train))
         run = TrainingRun(config, ranks, engine, loaders, inputs.labels, store, metrics, resumed, schedule)
-        run.run()
+        try:
+            run.run()
+        except NonFiniteLossError:
+            if server is not None:
+                # The process is about to exit: give Prometheus time to scrape the loss that explains why.
+                log.error("non-finite loss: metrics stay up %ds before exiting", config.failure_linger_seconds)
+                time.sleep(config.failure_linger_seconds)
+            raise
         if ranks.is_main:
             export(config, engine, tokenizer, store, inputs.labels, run.report, run.step)
         distributed.barrier()
