@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
@@ -11,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from components.iam import ManagedPolicy, assume_role_policy, managed_policy_arn, pod_identity
 from modelplane.config import CONTROL_PLANE_LOG_TYPES, EndpointAccess
 
 DEFAULT_KUBERNETES_VERSION = "1.33"
@@ -46,17 +46,6 @@ def managed_addons() -> list[ManagedAddon]:
         ManagedAddon("coredns", needs_nodes=True),
         ManagedAddon("aws-ebs-csi-driver", needs_nodes=True),
     ]
-
-
-def managed_policy_arn(partition: pulumi.Output[str], path: str) -> pulumi.Output[str]:
-    """The ARN of an AWS-managed IAM policy in the account's partition."""
-    return partition.apply(lambda p: f"arn:{p}:iam::aws:policy/{path}")
-
-
-def assume_role_policy(service: str, actions: Sequence[str] = ("sts:AssumeRole",)) -> str:
-    """A trust policy letting an AWS service principal assume the role."""
-    statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": list(actions)}
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 
 
 def kubeconfig_yaml(cluster_name: str, endpoint: str, certificate_authority_data: str, region: str) -> str:
@@ -207,23 +196,14 @@ class EksCluster(pulumi.ComponentResource):
             for policy in NODE_POLICIES
         ]
 
-        ebs_csi_role = aws.iam.Role(
-            f"{name}-ebs-csi-role",
-            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
-            tags=tags,
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ebs-csi-policy", role=ebs_csi_role.name, policy_arn=aws_policy(EBS_CSI_POLICY), opts=child
-        )
-        aws.eks.PodIdentityAssociation(
-            f"{name}-ebs-csi-identity",
+        pod_identity(
+            f"{name}-ebs-csi",
+            parent=self,
             cluster_name=cluster.name,
             namespace=EBS_CSI_NAMESPACE,
             service_account=EBS_CSI_SERVICE_ACCOUNT,
-            role_arn=ebs_csi_role.arn,
+            policy=ManagedPolicy(aws_policy(EBS_CSI_POLICY)),
             tags=tags,
-            opts=child,
         )
         for addon in managed_addons():
             if not addon.needs_nodes:
@@ -283,28 +263,15 @@ class EksNodeAddons(pulumi.ComponentResource):
             if addon.needs_nodes
         ]
         if args.get("fsx_csi_driver", False):
-            child = pulumi.ResourceOptions(parent=self)
             partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
-            fsx_role = aws.iam.Role(
-                f"{name}-fsx-csi-role",
-                assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
-                tags=tags,
-                opts=child,
-            )
-            fsx_policy = aws.iam.RolePolicyAttachment(
-                f"{name}-fsx-csi-policy",
-                role=fsx_role.name,
-                policy_arn=managed_policy_arn(partition, FSX_CSI_POLICY),
-                opts=child,
-            )
-            identity = aws.eks.PodIdentityAssociation(
-                f"{name}-fsx-csi-identity",
+            fsx = pod_identity(
+                f"{name}-fsx-csi",
+                parent=self,
                 cluster_name=args["cluster_name"],
                 namespace=EBS_CSI_NAMESPACE,
                 service_account=FSX_CSI_SERVICE_ACCOUNT,
-                role_arn=fsx_role.arn,
+                policy=ManagedPolicy(managed_policy_arn(partition, FSX_CSI_POLICY)),
                 tags=tags,
-                opts=child,
             )
             addons.append(
                 _addon(
@@ -312,7 +279,7 @@ class EksNodeAddons(pulumi.ComponentResource):
                     FSX_CSI_ADDON,
                     args["cluster_name"],
                     tags,
-                    pulumi.ResourceOptions(parent=self, depends_on=[fsx_policy, identity]),
+                    pulumi.ResourceOptions(parent=self, depends_on=[fsx.policy, *fsx.pod_dependencies]),
                 )
             )
         self.addon_names = pulumi.Output.all(*[addon.addon_name for addon in addons])

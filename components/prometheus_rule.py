@@ -116,6 +116,18 @@ def _metadata(name: str, namespace: str, labels: Mapping[str, str] | None) -> k8
     )
 
 
+def _monitor(
+    resource_name: str,
+    kind: str,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    spec: dict[str, Any],
+    opts: pulumi.ResourceOptions | None,
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        resource_name, api_version=API_VERSION, kind=kind, metadata=metadata, spec=spec, opts=opts
+    )
+
+
 def prometheus_rule(
     resource_name: str,
     *,
@@ -151,14 +163,7 @@ def service_monitor(
 ) -> k8s.apiextensions.CustomResource:
     """A ServiceMonitor scraping the Services `service_monitor_spec` selects."""
     spec = service_monitor_spec(match_labels, endpoints, namespaces=namespaces, target_labels=target_labels)
-    return k8s.apiextensions.CustomResource(
-        resource_name,
-        api_version=API_VERSION,
-        kind="ServiceMonitor",
-        metadata=_metadata(name, namespace, labels),
-        spec=spec,
-        opts=opts,
-    )
+    return _monitor(resource_name, "ServiceMonitor", _metadata(name, namespace, labels), spec, opts)
 
 
 def pod_monitor(
@@ -175,11 +180,4 @@ def pod_monitor(
 ) -> k8s.apiextensions.CustomResource:
     """A PodMonitor scraping the Pods `pod_monitor_spec` selects."""
     spec = pod_monitor_spec(match_labels, endpoints, namespaces=namespaces, pod_target_labels=pod_target_labels)
-    return k8s.apiextensions.CustomResource(
-        resource_name,
-        api_version=API_VERSION,
-        kind="PodMonitor",
-        metadata=_metadata(name, namespace, labels),
-        spec=spec,
-        opts=opts,
-    )
+    return _monitor(resource_name, "PodMonitor", _metadata(name, namespace, labels), spec, opts)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from modelplane.plan.mocks import RecordedResource
@@ -48,3 +49,21 @@ def dig(value: Any, *path: str | int) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return value
+
+
+def assert_rejected_before_children(
+    run_program: Callable[..., Registered], build: Callable[[], object], message: str, registered: Sequence[str]
+) -> None:
+    """`build` raises one ValueError matching `message`, after registering only resources of the `registered` types."""
+    errors: list[str] = []
+
+    def program() -> None:
+        try:
+            build()
+        except ValueError as error:
+            errors.append(str(error))
+
+    resources = run_program(program)
+    assert len(errors) == 1
+    assert re.search(message, errors[0]), errors[0]
+    assert [r.type for r in resources] == list(registered)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workloads.training.synthetic import COMPANIES, METRICS, TEMPLATES
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -16,24 +20,31 @@ def template_words() -> list[str]:
     return sorted(words - {"company", "metric"})
 
 
-def save_tiny_bert(directory: Path) -> Path:
-    """A 2-layer, 32-wide BERT and its tokenizer, saved as a Hugging Face model directory."""
-    # In transformers 5 BertTokenizer is the fast, tokenizers-backed one (BertTokenizerFast is its alias).
-    from transformers import BertConfig, BertModel, BertTokenizer
+def tiny_bert_config(vocab_size: int, **overrides: Any) -> BertConfig:
+    """The tiny BERT's shape: 2 layers, 32 wide, 64 positions; `overrides` sets other config fields."""
+    from transformers import BertConfig
 
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = directory / "vocab-source.txt"
-    vocab.write_text("\n".join(SPECIAL_TOKENS + template_words()) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,
+        **overrides,
     )
-    BertModel(config).save_pretrained(directory)
+
+
+def save_tiny_bert(directory: Path) -> Path:
+    """A 2-layer, 32-wide BERT and its tokenizer, saved as a Hugging Face model directory."""
+    # In transformers 5 BertTokenizer is the fast, tokenizers-backed one (BertTokenizerFast is its alias).
+    from transformers import BertModel, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = directory / "vocab-source.txt"
+    vocab.write_text("\n".join(SPECIAL_TOKENS + template_words()) + "\n")
+    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=True)
+    BertModel(tiny_bert_config(tokenizer.vocab_size)).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     vocab.unlink()
     return directory

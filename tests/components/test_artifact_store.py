@@ -1,5 +1,4 @@
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from components.artifact_store import (
     default_bucket_prefix,
     lustre_settings,
 )
-from tests.resources import dig
+from tests.resources import assert_rejected_before_children, dig
 
 S3 = "aws:s3/"
 FSX: ArtifactFsxArgs = {"subnet_id": "subnet-0abc", "vpc_id": "vpc-0abc", "vpc_cidr": "10.0.0.0/16"}
@@ -217,18 +216,7 @@ def test_fsx_outputs_are_set(run_program):
     ],
 )
 def test_bad_inputs_fail_before_any_child_resource(run_program, args, message):
-    errors: list[str] = []
-
-    def program() -> None:
-        try:
-            ArtifactStore("artifacts", args)
-        except ValueError as error:
-            errors.append(str(error))
-
-    registered = run_program(program)
-    assert len(errors) == 1
-    assert re.search(message, errors[0]), errors[0]
-    assert [r.type for r in registered] == [COMPONENT_TYPE]
+    assert_rejected_before_children(run_program, lambda: ArtifactStore("artifacts", args), message, [COMPONENT_TYPE])
 
 
 def test_default_bucket_prefix_is_valid_for_awkward_names():

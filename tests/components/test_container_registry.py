@@ -1,5 +1,4 @@
 import json
-import re
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ from components.container_registry import (
     ContainerRegistryArgs,
     repository_names,
 )
+from tests.resources import assert_rejected_before_children
 
 REPOSITORY = "aws:ecr/repository:Repository"
 LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
@@ -92,15 +92,4 @@ def test_name_prefix_defaults_to_the_component_name():
     ],
 )
 def test_bad_inputs_fail_before_any_child_resource(run_program, args, message):
-    errors: list[str] = []
-
-    def program() -> None:
-        try:
-            ContainerRegistry("registry", args)
-        except ValueError as error:
-            errors.append(str(error))
-
-    registered = run_program(program)
-    assert len(errors) == 1
-    assert re.search(message, errors[0]), errors[0]
-    assert [r.type for r in registered] == [COMPONENT_TYPE]
+    assert_rejected_before_children(run_program, lambda: ContainerRegistry("registry", args), message, [COMPONENT_TYPE])

@@ -1,5 +1,3 @@
-import re
-
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
@@ -13,6 +11,7 @@ from components.device_plugin import (
     NvidiaDevicePluginArgs,
     device_plugin_values,
 )
+from tests.resources import assert_rejected_before_children
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -85,16 +84,7 @@ def test_release_uses_the_callers_provider_under_the_component(plugin):
     ],
 )
 def test_bad_inputs_fail_before_the_release(run_program, args, message):
-    errors: list[str] = []
-
-    def program() -> None:
-        typed_args: NvidiaDevicePluginArgs = args
-        try:
-            NvidiaDevicePlugin("gpu", typed_args)
-        except ValueError as error:
-            errors.append(str(error))
-
-    registered = run_program(program)
-    assert len(errors) == 1
-    assert re.search(message, errors[0]), errors[0]
-    assert [r.type for r in registered] == [COMPONENT_TYPE]
+    typed_args: NvidiaDevicePluginArgs = args
+    assert_rejected_before_children(
+        run_program, lambda: NvidiaDevicePlugin("gpu", typed_args), message, [COMPONENT_TYPE]
+    )

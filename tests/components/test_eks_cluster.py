@@ -153,7 +153,30 @@ def test_node_addons_install_coredns_and_the_ebs_csi_driver(run_program: Program
     reg = run_program(lambda: EksNodeAddons("addons", {"cluster_name": "demo"}))
     component = reg.one("modelplane:cluster:EksNodeAddons", "addons")
     assert sorted(a.name for a in reg.children_of(component)) == ["addons-aws-ebs-csi-driver", "addons-coredns"]
-    assert [a.inputs["addonName"] for a in reg.of_type(ADDON)] == ["coredns", "aws-ebs-csi-driver"]
+    assert sorted(a.inputs["addonName"] for a in reg.of_type(ADDON)) == ["aws-ebs-csi-driver", "coredns"]
+
+
+def test_fsx_csi_driver_gets_its_role_through_pod_identity(run_program: ProgramRunner) -> None:
+    reg = run_program(
+        lambda: EksNodeAddons("addons", {"cluster_name": "demo", "fsx_csi_driver": True, "tags": {"env": "dev"}})
+    )
+    component = reg.one("modelplane:cluster:EksNodeAddons", "addons")
+    role = reg.one("aws:iam/role:Role", "addons-fsx-csi-role")
+    policy = reg.one(ATTACHMENT, "addons-fsx-csi-policy")
+    association = reg.one("aws:eks/podIdentityAssociation:PodIdentityAssociation", "addons-fsx-csi-identity")
+    assert {role.parent, policy.parent, association.parent} == {component.urn}
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "pods.eks.amazonaws.com"
+    }
+    assert policy.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonFSxFullAccess"
+    assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == (
+        "kube-system",
+        "fsx-csi-controller-sa",
+    )
+    assert role.inputs["tags"] == association.inputs["tags"] == {"env": "dev"}
+    assert not reg.of_type("kubernetes:core/v1:ServiceAccount")
+    addon = reg.one(ADDON, "addons-aws-fsx-csi-driver")
+    assert {policy.urn, association.urn} <= set(addon.dependencies)
 
 
 def test_kubeconfig_is_secret_and_authenticates_with_get_token(run_program: ProgramRunner) -> None:

@@ -1,4 +1,3 @@
-import re
 from typing import Any
 
 import pulumi
@@ -13,7 +12,7 @@ from components.lustre_volume import (
     LustreStorageClassArgs,
     scratch_parameters,
 )
-from tests.resources import dig
+from tests.resources import assert_rejected_before_children, dig
 
 STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 VOLUME = "kubernetes:core/v1:PersistentVolume"
@@ -136,15 +135,4 @@ def test_scratch_only_without_a_file_system(run_program):
     ],
 )
 def test_bad_inputs_fail_before_any_child_resource(run_program, args, message):
-    errors: list[str] = []
-
-    def program() -> None:
-        try:
-            LustreStorageClass("lustre", args)
-        except ValueError as error:
-            errors.append(str(error))
-
-    registered = run_program(program)
-    assert len(errors) == 1
-    assert re.search(message, errors[0]), errors[0]
-    assert [r.type for r in registered] == [COMPONENT_TYPE]
+    assert_rejected_before_children(run_program, lambda: LustreStorageClass("lustre", args), message, [COMPONENT_TYPE])

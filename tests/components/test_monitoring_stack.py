@@ -1,5 +1,4 @@
 import json
-import re
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -23,7 +22,7 @@ from components.monitoring_stack import (
     kube_prometheus_stack_values,
 )
 from modelplane.config import MonitoringConfig, ReceiverConfig, ReceiverKind
-from tests.resources import dig
+from tests.resources import assert_rejected_before_children, dig
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 SECRET = "kubernetes:core/v1:Secret"
@@ -277,15 +276,6 @@ def test_outputs(stack):
     ],
 )
 def test_bad_inputs_fail_before_any_resource(run_program, overrides, message):
-    errors: list[str] = []
-
-    def program() -> None:
-        try:
-            MonitoringStack("mon", stack_args(**overrides))
-        except ValueError as error:
-            errors.append(str(error))
-
-    registered = run_program(program)
-    assert len(errors) == 1
-    assert re.search(message, errors[0]), errors[0]
-    assert [r.type for r in registered] == [COMPONENT_TYPE]
+    assert_rejected_before_children(
+        run_program, lambda: MonitoringStack("mon", stack_args(**overrides)), message, [COMPONENT_TYPE]
+    )

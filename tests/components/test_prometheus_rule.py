@@ -1,5 +1,3 @@
-import re
-
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
@@ -14,6 +12,7 @@ from components.prometheus_rule import (
     service_monitor,
     service_monitor_spec,
 )
+from tests.resources import assert_rejected_before_children
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
@@ -135,15 +134,11 @@ def test_helpers_use_the_callers_provider(monitoring_objects):
 
 
 def test_bad_name_fails_before_the_resource(run_program):
-    errors: list[str] = []
-
-    def program() -> None:
-        try:
-            service_monitor("m", name="Chat", namespace="serving", match_labels={"app": "chat"}, endpoints=[METRICS])
-        except ValueError as error:
-            errors.append(str(error))
-
-    registered = run_program(program)
-    assert len(errors) == 1
-    assert re.match(r"^name='Chat'", errors[0]), errors[0]
-    assert len(registered) == 0
+    assert_rejected_before_children(
+        run_program,
+        lambda: service_monitor(
+            "m", name="Chat", namespace="serving", match_labels={"app": "chat"}, endpoints=[METRICS]
+        ),
+        r"^name='Chat'",
+        [],
+    )

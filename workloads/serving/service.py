@@ -6,12 +6,11 @@ import json
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.alerting.inference_rules import inference_rules
-from components.eks_cluster import assume_role_policy
 from components.gpu_catalog import gpu_instance_type
+from components.iam import InlinePolicy, pod_identity
 from components.prometheus_rule import API_VERSION, MODELPLANE_LABELS, prometheus_rule
 from workloads.serving.kubernetes import (
     CANARY,
@@ -91,33 +90,20 @@ class InferenceService(pulumi.ComponentResource):
         labels = service_labels(spec)
         account_name = f"{spec.name}-inference"
 
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
-            opts=child,
-        )
         models = [spec.model] + ([spec.canary_model] if spec.canary_model else [])
-        aws.iam.RolePolicy(
-            f"{name}-model-read",
-            role=role.id,
-            policy=pulumi.Output.all(args["artifact_bucket_arn"], args["artifact_kms_key_arn"]).apply(
-                lambda arns: json.dumps(model_read_policy(arns[0], models, arns[1]))
-            ),
-            opts=child,
-        )
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=account_name, namespace=namespace, labels=labels),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-identity",
+        identity = pod_identity(
+            name,
+            parent=self,
             cluster_name=args["cluster_name"],
             namespace=namespace,
             service_account=account_name,
-            role_arn=role.arn,
-            opts=child,
+            policy=InlinePolicy(
+                "model-read",
+                pulumi.Output.all(args["artifact_bucket_arn"], args["artifact_kms_key_arn"]).apply(
+                    lambda arns: json.dumps(model_read_policy(arns[0], models, arns[1]))
+                ),
+            ),
+            service_account_labels=labels,
         )
 
         tracks = [(STABLE, spec.image)] + ([(CANARY, spec.canary_image)] if spec.canary_image else [])
@@ -147,7 +133,7 @@ class InferenceService(pulumi.ComponentResource):
                     spec=manifest["spec"],
                     opts=pulumi.ResourceOptions(
                         parent=self,
-                        depends_on=[service_account, identity],
+                        depends_on=identity.pod_dependencies,
                         # The autoscaler owns the stable track's replica count once it exists.
                         ignore_changes=["spec.replicas"] if track == STABLE else None,
                     ),
@@ -191,5 +177,5 @@ class InferenceService(pulumi.ComponentResource):
                 opts=child,
             )
         self.service_name = pulumi.Output.from_input(spec.name)
-        self.role_arn = role.arn
+        self.role_arn = identity.role.arn
         self.register_outputs({"service_name": self.service_name, "role_arn": self.role_arn})

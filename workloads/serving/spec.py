@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from components.alerting.inference_rules import InferenceObjectives
 from components.gpu_catalog import GpuInstanceType
 from workloads.serving.config import MODEL_NAME
-from workloads.training.spec import ARTIFACT_PATH, DNS_LABEL, IMAGE_REFERENCE
+from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image
 
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
@@ -26,6 +26,8 @@ MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
 # (Not imported from workloads.training.kubernetes: it imports Pulumi, and modelplane.config imports this module.)
 RESERVED_VCPUS = 2
 RESERVED_MEMORY_FRACTION = 0.1
+IMAGE_EXAMPLE = "server:1.4.0"
+MODEL_EXAMPLE = "models/sentiment"
 
 
 class Accelerator(StrEnum):
@@ -148,9 +150,7 @@ class InferenceServiceSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError("must be a DNS label of at most 40 characters: lowercase letters, digits, '-'")
-        return value
+        return dns_label(value)
 
     @field_validator("model_name")
     @classmethod
@@ -162,30 +162,27 @@ class InferenceServiceSpec(StrictModel):
     @field_validator("image")
     @classmethod
     def _pinned_image(cls, value: str) -> str:
-        return pinned_image(value)
+        return pinned_image(value, example=IMAGE_EXAMPLE)
 
     @field_validator("model")
     @classmethod
     def _artifact_path(cls, value: str) -> str:
-        return artifact_path(value)
+        return artifact_path(value, example=MODEL_EXAMPLE)
 
     @field_validator("canary")
     @classmethod
     def _canary(cls, value: Canary | None) -> Canary | None:
         if value is not None:
             if value.image is not None:
-                pinned_image(value.image)
+                pinned_image(value.image, example=IMAGE_EXAMPLE)
             if value.model is not None:
-                artifact_path(value.model)
+                artifact_path(value.model, example=MODEL_EXAMPLE)
         return value
 
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        reserved = [key for key in value if key.startswith("MODELPLANE_")]
-        if reserved:
-            raise ValueError(f"{reserved}: MODELPLANE_* variables configure the server and are set by modelplane")
-        return value
+        return env_names(value, reserved_because="configure the server and are set by modelplane")
 
     @property
     def served_model_name(self) -> str:
@@ -218,20 +215,6 @@ class InferenceServiceSpec(StrictModel):
             max_queue_size=self.batching.max_queue_size,
             availability=self.objectives.availability,
         )
-
-
-def pinned_image(value: str) -> str:
-    if not IMAGE_REFERENCE.match(value):
-        raise ValueError("expected REPOSITORY:TAG or REPOSITORY@sha256:DIGEST, e.g. 'server:1.4.0'")
-    if value.endswith(":latest"):
-        raise ValueError("':latest' is not a version: pin a tag or digest (the registry's tags are immutable)")
-    return value
-
-
-def artifact_path(value: str) -> str:
-    if not ARTIFACT_PATH.match(value) or ".." in value.split("/"):
-        raise ValueError("expected a path in the artifact store ('models/sentiment') or an s3://bucket/key URI")
-    return value
 
 
 def repository_of(image: str) -> str:

@@ -6,12 +6,11 @@ import json
 from typing import NotRequired, TypedDict
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.alerting.training_rules import training_rules
-from components.eks_cluster import assume_role_policy
 from components.gpu_catalog import gpu_instance_type
+from components.iam import InlinePolicy, pod_identity
 from components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
 from workloads.training.kubernetes import (
     DEEPSPEED_CONFIG_FILE,
@@ -67,34 +66,21 @@ class TrainingJob(pulumi.ComponentResource):
             raise ValueError(f"spec.gpus_per_node={spec.gpus_per_node}: {instance.name} has {instance.gpus} GPUs")
         child = pulumi.ResourceOptions(parent=self)
 
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=assume_role_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
-            opts=child,
-        )
         reads = [bucket_prefix(spec.dataset), bucket_prefix(spec.base_model)]
         writes = [bucket_prefix(spec.checkpoints), bucket_prefix(spec.model_output)]
-        aws.iam.RolePolicy(
-            f"{name}-artifacts",
-            role=role.id,
-            policy=pulumi.Output.all(args["artifact_bucket_arn"], args["artifact_kms_key_arn"]).apply(
-                lambda arns: json.dumps(s3_access_policy(arns[0], reads, writes, arns[1]))
-            ),
-            opts=child,
-        )
-        service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-service-account",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=spec.name, namespace=namespace, labels=job_labels(spec)),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        identity = aws.eks.PodIdentityAssociation(
-            f"{name}-identity",
+        identity = pod_identity(
+            name,
+            parent=self,
             cluster_name=args["cluster_name"],
             namespace=namespace,
             service_account=spec.name,
-            role_arn=role.arn,
-            opts=child,
+            policy=InlinePolicy(
+                "artifacts",
+                pulumi.Output.all(args["artifact_bucket_arn"], args["artifact_kms_key_arn"]).apply(
+                    lambda arns: json.dumps(s3_access_policy(arns[0], reads, writes, arns[1]))
+                ),
+            ),
+            service_account_labels=job_labels(spec),
         )
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-deepspeed",
@@ -122,7 +108,7 @@ class TrainingJob(pulumi.ComponentResource):
             kind="TrainJob",
             metadata=manifest["metadata"],
             spec=manifest["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[service_account, identity, config_map]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*identity.pod_dependencies, config_map]),
         )
         pod_monitor(
             f"{name}-metrics",
@@ -141,5 +127,5 @@ class TrainingJob(pulumi.ComponentResource):
             opts=child,
         )
         self.train_job_name = pulumi.Output.from_input(spec.name)
-        self.role_arn = role.arn
+        self.role_arn = identity.role.arn
         self.register_outputs({"train_job_name": self.train_job_name, "role_arn": self.role_arn, "id": train_job.id})

@@ -8,7 +8,6 @@ locally) unless given as full `s3://` URIs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -16,11 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.alerting.training_rules import TrainingAlertThresholds
+from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image
 from workloads.training.deepspeed_config import DeepSpeedSettings, batch_problem, settings_from
-
-DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
-ARTIFACT_PATH = re.compile(r"^(s3://[a-z0-9.-]+/)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
-IMAGE_REFERENCE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$")
 
 
 class Priority(StrEnum):
@@ -83,33 +79,22 @@ class TrainingJobSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if not DNS_LABEL.match(value):
-            raise ValueError("must be a DNS label of at most 40 characters: lowercase letters, digits, '-'")
-        return value
+        return dns_label(value)
 
     @field_validator("image")
     @classmethod
     def _pinned_image(cls, value: str) -> str:
-        if not IMAGE_REFERENCE.match(value):
-            raise ValueError("expected REPOSITORY:TAG or REPOSITORY@sha256:DIGEST, e.g. 'trainer:1.4.0'")
-        if value.endswith(":latest"):
-            raise ValueError("':latest' is not a version: pin a tag or digest (the registry's tags are immutable)")
-        return value
+        return pinned_image(value, example="trainer:1.4.0")
 
     @field_validator("base_model", "dataset", "checkpoint_path", "model_path")
     @classmethod
     def _artifact_path(cls, value: str | None) -> str | None:
-        if value is not None and (not ARTIFACT_PATH.match(value) or ".." in value.split("/")):
-            raise ValueError("expected a path in the artifact store ('datasets/x.jsonl') or an s3://bucket/key URI")
-        return value
+        return None if value is None else artifact_path(value, example="datasets/x.jsonl")
 
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        reserved = [key for key in value if key.startswith("MODELPLANE_")]
-        if reserved:
-            raise ValueError(f"{reserved}: MODELPLANE_* variables are set by modelplane")
-        return value
+        return env_names(value, reserved_because="are set by modelplane")
 
     @field_validator("deepspeed", mode="before")
     @classmethod

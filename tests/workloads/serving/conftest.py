@@ -18,6 +18,7 @@ import torch
 import uvicorn
 from starlette.applications import Starlette
 
+from tests.tiny_model import SPECIAL_TOKENS, tiny_bert_config
 from workloads.model_artifact import ModelManifest, save_model
 from workloads.serving.classifier import TextClassifier
 
@@ -50,23 +51,15 @@ STOP_TIMEOUT_S = 30
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised (seeded) 2-layer BERT classifier with its tokenizer and manifest."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from transformers import BertForSequenceClassification, BertTokenizer
 
     root = tmp_path_factory.mktemp("tiny-bert")
     vocab = root / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    vocab.write_text("\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n")
     tokenizer = BertTokenizer(vocab_file=str(vocab))  # the Rust-backed (fast) one since transformers 5
     torch.manual_seed(0)
     # A wide initialisation spreads the logits, so batching's tiny numeric noise never flips an argmax.
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        initializer_range=0.5,
-    )
+    config = tiny_bert_config(tokenizer.vocab_size, initializer_range=0.5)
     config.num_labels = len(LABELS)
     model = BertForSequenceClassification(config)
     return save_model(root / "export", model, tokenizer, ModelManifest(labels=LABELS, max_length=32, job_name="test"))

@@ -6,6 +6,7 @@ import kubernetes_validate
 import pytest
 
 from tests.resources import dig
+from tests.workloads.serving.service_specs import intents_api
 from workloads.serving.config import config_from_args
 from workloads.serving.kubernetes import (
     autoscaler_manifest,
@@ -26,17 +27,8 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/p/server:0.1.0"
 
 
 def spec(**overrides: Any) -> InferenceServiceSpec:
-    fields: dict[str, Any] = {
-        "name": "intents-api",
-        "image": "server:0.1.0",
-        "model": "models/intents",
-        "model_name": "intents",
-        "gpu_pool": "infer-l40s",
-        "replicas": {"min": 3, "max": 6},
-        "canary": {"image": "server:0.2.0", "model": "models/intents-v2", "traffic_percent": 25},
-    }
-    fields.update(overrides)
-    return InferenceServiceSpec.model_validate(fields)
+    canary = {"image": "server:0.2.0", "model": "models/intents-v2", "traffic_percent": 25}
+    return intents_api(**{"canary": canary, **overrides})
 
 
 def deployment(track: str = "stable", **overrides: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any, cast
 import pytest
 
 from tests.resources import Registered, dig
+from tests.workloads.serving.service_specs import intents_api
 from workloads.serving.service import InferenceService, InferenceServiceArgs
 from workloads.serving.spec import InferenceServiceSpec
 
@@ -15,17 +16,7 @@ PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 
 
 def spec(**overrides: Any) -> InferenceServiceSpec:
-    fields: dict[str, Any] = {
-        "name": "intents-api",
-        "image": "server:0.1.0",
-        "model": "models/intents",
-        "model_name": "intents",
-        "gpu_pool": "infer-l40s",
-        "replicas": {"min": 3, "max": 6},
-        "objectives": {"p99_latency_seconds": 0.25, "availability": 0.999},
-    }
-    fields.update(overrides)
-    return InferenceServiceSpec.model_validate(fields)
+    return intents_api(**{"objectives": {"p99_latency_seconds": 0.25, "availability": 0.999}, **overrides})
 
 
 CANARY = {"image": "server:0.2.0", "traffic_percent": 25}

@@ -1,0 +1,45 @@
+"""Field rules the workload specs share: names, pinned images, artifact paths and environment variables.
+
+Plain checks that raise `ValueError`, for the specs' pydantic validators to call. No Pulumi here:
+`modelplane.config` imports the specs.
+"""
+
+from __future__ import annotations
+
+import re
+
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+ARTIFACT_PATH = re.compile(r"^(s3://[a-z0-9.-]+/)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
+IMAGE_REFERENCE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$")
+RESERVED_ENV_PREFIX = "MODELPLANE_"
+
+
+def dns_label(value: str) -> str:
+    """A workload's name: it names Kubernetes objects, metrics labels and alerts."""
+    if not DNS_LABEL.match(value):
+        raise ValueError("must be a DNS label of at most 40 characters: lowercase letters, digits, '-'")
+    return value
+
+
+def pinned_image(value: str, example: str) -> str:
+    """An image in the platform's registry with a tag or digest that never moves; `example` shows one."""
+    if not IMAGE_REFERENCE.match(value):
+        raise ValueError(f"expected REPOSITORY:TAG or REPOSITORY@sha256:DIGEST, e.g. {example!r}")
+    if value.endswith(":latest"):
+        raise ValueError("':latest' is not a version: pin a tag or digest (the registry's tags are immutable)")
+    return value
+
+
+def artifact_path(value: str, example: str) -> str:
+    """A path in the artifact store, or an s3:// URI, that cannot climb out of it; `example` shows one."""
+    if not ARTIFACT_PATH.match(value) or ".." in value.split("/"):
+        raise ValueError(f"expected a path in the artifact store ({example!r}) or an s3://bucket/key URI")
+    return value
+
+
+def env_names(value: dict[str, str], reserved_because: str) -> dict[str, str]:
+    """Extra environment variables, none of them modelplane's own (`reserved_because` says what those do)."""
+    reserved = [key for key in value if key.startswith(RESERVED_ENV_PREFIX)]
+    if reserved:
+        raise ValueError(f"{reserved}: {RESERVED_ENV_PREFIX}* variables {reserved_because}")
+    return value
