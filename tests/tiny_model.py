@@ -37,13 +37,13 @@ def tiny_bert_config(vocab_size: int, **overrides: Any) -> BertConfig:
 
 def save_tiny_bert(directory: Path) -> Path:
     """A 2-layer, 32-wide BERT and its tokenizer, saved as a Hugging Face model directory."""
-    # In transformers 5 BertTokenizer is the fast, tokenizers-backed one (BertTokenizerFast is its alias).
+    # In transformers 5 BertTokenizer is the fast one, and it ignores `vocab_file`: pass the vocabulary as `vocab`.
     from transformers import BertModel, BertTokenizer
 
     directory.mkdir(parents=True, exist_ok=True)
     vocab = directory / "vocab-source.txt"
     vocab.write_text("\n".join(SPECIAL_TOKENS + template_words()) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(vocab), do_lower_case=True)
+    tokenizer = BertTokenizer(vocab=str(vocab), do_lower_case=True)
     BertModel(tiny_bert_config(tokenizer.vocab_size)).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     vocab.unlink()

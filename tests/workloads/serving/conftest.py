@@ -56,7 +56,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-bert")
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join([*SPECIAL_TOKENS, *WORDS]) + "\n")
-    tokenizer = BertTokenizer(vocab_file=str(vocab))  # the Rust-backed (fast) one since transformers 5
+    # `vocab`, not `vocab_file`: the fast tokenizer of transformers 5 ignores `vocab_file` and keeps only specials.
+    tokenizer = BertTokenizer(vocab=str(vocab))
     torch.manual_seed(0)
     # A wide initialisation spreads the logits, so batching's tiny numeric noise never flips an argmax.
     config = tiny_bert_config(tokenizer.vocab_size, initializer_range=0.5)
