@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     args, _ = parser.parse_known_args()
-    kserve_rest.uvicorn.Config = local_only_config  # type: ignore[misc]
+    kserve_rest.uvicorn.Config = local_only_config
     server = kserve.ModelServer(http_port=args.port, enable_grpc=False, enable_latency_logging=False)
     for logger in ("uvicorn.access", "kserve.trace"):  # one line per request otherwise (set after kserve's setup)
         logging.getLogger(logger).setLevel(logging.WARNING)

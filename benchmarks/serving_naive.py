@@ -1,4 +1,4 @@
-"""The naive baseline for `benchmarks.serving`: FastAPI and uvicorn, one forward pass per request, as tutorials write it.
+"""The naive baseline for `benchmarks.serving`: FastAPI + uvicorn, one forward pass per request, as tutorials write it.
 
 It answers the same Open-Inference-shaped JSON as modelplane's server, on the same export, with no batching:
 the handler is `async def` and runs the model on the event loop, so requests run one at a time on the same

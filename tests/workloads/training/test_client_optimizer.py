@@ -58,3 +58,30 @@ def test_budget_and_deadline_come_from_the_environment_kubernetes_sets() -> None
         [], {**environ, "MODELPLANE_RESTART_BUDGET": "2", "MODELPLANE_MAX_RUN_MINUTES": "90"}
     )
     assert (config.restart_budget, config.max_run_minutes) == (2, 90)
+
+
+def test_a_lone_fp32_process_skips_the_identity_all_reduce(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.workloads.training.conftest import free_port
+    from workloads.training import distributed
+    from workloads.training.distributed import Ranks
+    from workloads.training.train import fill_missing_gradients, initialize_engine
+
+    for name, value in {
+        "DS_ACCELERATOR": "cpu",
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }.items():
+        monkeypatch.setenv(name, value)
+    ranks = Ranks.from_env()
+    distributed.init_process_group(ranks)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    config = {"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 0}}
+    engine = initialize_engine(model, torch.optim.SGD(model.parameters(), lr=0.1), config, ranks)
+    assert engine.enable_backward_allreduce is False
+
+    unused = torch.nn.Linear(2, 2)
+    fill_missing_gradients(unused)
+    assert all(p.grad is not None and not p.grad.any() for p in unused.parameters())
