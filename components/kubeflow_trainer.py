@@ -10,9 +10,9 @@ import pulumi_kubernetes as k8s
 from workloads.training.kubernetes import TRAINER_API_VERSION, cluster_training_runtime_manifest
 
 CHART = "oci://ghcr.io/kubeflow/charts/kubeflow-trainer"
-CHART_VERSION = "2.1.0"
-"""Pinned: TrainJob's API is v1alpha1 and changes between releases (modelplane renders
-`podTemplateOverrides` and `activeDeadlineSeconds`, as Trainer 2.1's CRDs define them)."""
+CHART_VERSION = "2.2.1"
+"""Pinned with the `kubeflow-trainer-api` models the tests validate against: TrainJob's API is v1alpha1 and
+changes between releases (modelplane renders `runtimePatches` and `activeDeadlineSeconds`, new in 2.2)."""
 NAMESPACE = "kubeflow-system"
 
 

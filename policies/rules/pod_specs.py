@@ -89,8 +89,12 @@ def _runtime_templates(props: dict[str, Any], resource_type: str) -> list[PodTem
 
 def _train_job_template(props: dict[str, Any]) -> PodTemplate:
     trainer = as_dict(dig(props, "spec", "trainer"))
-    overrides = as_list(dig(props, "spec", "podTemplateOverrides"))
-    tolerations = [t for o in overrides for t in as_list(dig(o, "spec", "tolerations"))]
+    pod_patches = [
+        dig(job, "template", "spec", "template", "spec")
+        for patch in as_list(dig(props, "spec", "runtimePatches"))
+        for job in as_list(dig(patch, "trainingRuntimeSpec", "template", "spec", "replicatedJobs"))
+    ]
+    tolerations = [t for pod in pod_patches for t in as_list(dig(pod, "tolerations"))]
     container = {"name": TRAINER_NODE, "image": trainer.get("image"), "resources": trainer.get("resourcesPerNode")}
     return PodTemplate(
         "spec.trainer",

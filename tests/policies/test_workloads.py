@@ -45,7 +45,23 @@ def train_job(**trainer: Any) -> dict[str, Any]:
             "resourcesPerNode": {"requests": dict(quantities), "limits": dict(quantities)},
             **trainer,
         },
-        "podTemplateOverrides": [{"targetJobs": [{"name": "node"}], "spec": {"tolerations": [GPU_TOLERATION]}}],
+        "runtimePatches": [
+            {
+                "manager": "modelplane.io/training-job",
+                "trainingRuntimeSpec": {
+                    "template": {
+                        "spec": {
+                            "replicatedJobs": [
+                                {
+                                    "name": "node",
+                                    "template": {"spec": {"template": {"spec": {"tolerations": [GPU_TOLERATION]}}}},
+                                }
+                            ]
+                        }
+                    }
+                },
+            }
+        ],
     }
     return resource(TRAIN_JOB, "job-trainjob", {"kind": "TrainJob", "spec": spec})
 

@@ -22,6 +22,8 @@ METRICS_PORT_NAME = "metrics"
 DEEPSPEED_CONFIG_DIR = "/etc/modelplane"
 DEEPSPEED_CONFIG_FILE = "deepspeed.json"
 JOB_LABEL = "modelplane.io/training-job"
+RUNTIME_PATCH_MANAGER = "modelplane.io/training-job"
+"""Who patches the runtime (Trainer 2.2's `runtimePatches` are keyed by manager)."""
 NON_ROOT_UID = 1000
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -161,26 +163,49 @@ def train_job_manifest(
                 "args": trainer_arguments(spec, artifact_root, config_path, METRICS_PORT),
                 "env": trainer_environment(spec, efa),
                 "numNodes": spec.nodes,
-                "numProcPerNode": str(spec.gpus_per_node),
+                "numProcPerNode": spec.gpus_per_node,
                 "resourcesPerNode": node_resources(spec, instance, efa),
             },
             # The deadline covers the whole job, restarts included; the trainer checkpoints well before.
             "activeDeadlineSeconds": spec.max_run_minutes * 60,
-            "labels": job_labels(spec),
-            "podTemplateOverrides": [
+            "runtimePatches": [
                 {
-                    "targetJobs": [{"name": TRAINER_CONTAINER}],
-                    "metadata": {"labels": job_labels(spec)},
-                    "spec": {
-                        "serviceAccountName": service_account,
-                        "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
-                        "tolerations": [gpu_toleration()],
-                        "volumes": pod_volumes(config_map_name, shm_gib),
-                        "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts()}],
+                    "manager": RUNTIME_PATCH_MANAGER,
+                    "trainingRuntimeSpec": {
+                        "template": {
+                            "spec": {
+                                "replicatedJobs": [
+                                    {
+                                        "name": TRAINER_CONTAINER,
+                                        "template": {
+                                            "spec": {
+                                                "template": {
+                                                    "metadata": {"labels": job_labels(spec)},
+                                                    "spec": node_pod_patch(
+                                                        spec, service_account, config_map_name, shm_gib
+                                                    ),
+                                                }
+                                            }
+                                        },
+                                    }
+                                ]
+                            }
+                        }
                     },
                 }
             ],
         },
+    }
+
+
+def node_pod_patch(spec: TrainingJobSpec, service_account: str, config_map_name: str, shm_gib: int) -> dict[str, Any]:
+    """What each node's pod adds to the runtime's: identity, placement on the pool, volumes."""
+    return {
+        "serviceAccountName": service_account,
+        "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
+        "tolerations": [gpu_toleration()],
+        "volumes": pod_volumes(config_map_name, shm_gib),
+        "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts()}],
     }
 
 

@@ -80,12 +80,15 @@ def test_train_job_runs_torchrun_on_the_pool_tolerating_the_gpu_taint() -> None:
     assert body["spec"]["runtimeRef"]["name"] == "modelplane-deepspeed"
     assert trainer["command"] == ["torchrun", "--module", "workloads.training"]
     assert trainer["numNodes"] == 2
-    assert trainer["numProcPerNode"] == "8"
+    assert trainer["numProcPerNode"] == 8
     assert body["spec"]["activeDeadlineSeconds"] == 24 * 60 * 60
-    (override,) = body["spec"]["podTemplateOverrides"]
-    assert override["targetJobs"] == [{"name": "node"}]
-    assert override["metadata"]["labels"]["modelplane.io/training-job"] == "intents"
-    pod = override["spec"]
+    (patch,) = body["spec"]["runtimePatches"]
+    assert patch["manager"] == "modelplane.io/training-job"
+    (replicated,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    assert replicated["name"] == "node"
+    pod_template = replicated["template"]["spec"]["template"]
+    assert pod_template["metadata"]["labels"]["modelplane.io/training-job"] == "intents"
+    pod = pod_template["spec"]
     assert pod["nodeSelector"]["modelplane.io/pool"] == "train-h100"
     toleration = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
     assert toleration in pod["tolerations"]
