@@ -1,4 +1,5 @@
-"""Custom objects checked against their project's own published models (Kubeflow Trainer's `kubeflow-trainer-api`).
+"""Custom objects checked against models generated from their projects' CRDs: Kubeflow Trainer's own
+`kubeflow-trainer-api`, and `cloudcoil-models-prometheus-operator` for the Prometheus operator's kinds.
 
 The generated models accept unknown fields silently, so an object is valid only when it parses and every
 field it sets survives the round trip: a misspelt or removed field fails instead of vanishing.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloudcoil.models.prometheus_operator import v1 as monitoring
 from kubeflow_trainer_api import models
 
 TRAINER_MODELS: dict[str, Any] = {
@@ -15,6 +17,21 @@ TRAINER_MODELS: dict[str, Any] = {
     "ClusterTrainingRuntime": models.TrainerV1alpha1ClusterTrainingRuntime,
     "TrainingRuntime": models.TrainerV1alpha1TrainingRuntime,
 }
+
+
+MONITORING_MODELS: dict[str, Any] = {
+    "PrometheusRule": monitoring.PrometheusRule,
+    "ServiceMonitor": monitoring.ServiceMonitor,
+    "PodMonitor": monitoring.PodMonitor,
+}
+CUSTOM_KINDS = frozenset(TRAINER_MODELS) | frozenset(MONITORING_MODELS)
+
+
+def _round_trip(manifest: dict[str, Any]) -> dict[str, Any]:
+    kind = manifest["kind"]
+    if kind in TRAINER_MODELS:
+        return dict(TRAINER_MODELS[kind].from_dict(manifest).to_dict())
+    return dict(MONITORING_MODELS[kind].model_validate(manifest).model_dump(by_alias=True, exclude_none=True))
 
 
 def _lost_fields(sent: Any, kept: Any, path: str) -> list[str]:
@@ -33,11 +50,10 @@ def _lost_fields(sent: Any, kept: Any, path: str) -> list[str]:
 
 def schema_problems(manifest: dict[str, Any]) -> list[str]:
     """Why `manifest` is not a valid object of its kind's published model; [] when it is."""
-    model = TRAINER_MODELS.get(manifest.get("kind", ""))
-    if model is None:
+    if manifest.get("kind") not in CUSTOM_KINDS:
         return [f"no published model for kind {manifest.get('kind')!r}"]
     try:
-        parsed = model.from_dict(manifest)
+        kept = _round_trip(manifest)
     except ValueError as invalid:
         return [str(invalid)]
-    return [f"unknown field {field}" for field in _lost_fields(manifest, parsed.to_dict(), "")]
+    return [f"unknown field {field}" for field in _lost_fields(manifest, kept, "")]

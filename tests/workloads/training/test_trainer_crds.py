@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from components.gpu_catalog import gpu_instance_type
 from tests.crd_schemas import schema_problems
@@ -49,3 +50,17 @@ def test_a_misspelt_field_is_caught() -> None:
     removed = copy.deepcopy(train_job())
     removed["spec"]["podTemplateOverrides"] = []
     assert schema_problems(removed) == ["unknown field spec.podTemplateOverrides"]
+
+
+def test_monitoring_objects_are_checked_against_the_operators_models() -> None:
+    from tests.crd_schemas import schema_problems as problems
+
+    pod_monitor: dict[str, Any] = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "intents-trainer", "namespace": "ml"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "podMetricsEndpoints": [{"port": "metrics"}]},
+    }
+    assert problems(pod_monitor) == []
+    pod_monitor["spec"]["podMetricEndpoints"] = pod_monitor["spec"].pop("podMetricsEndpoints")
+    assert problems(pod_monitor) == ["unknown field spec.podMetricEndpoints"]
