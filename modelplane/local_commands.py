@@ -60,7 +60,10 @@ def print_summary(summary: runner.Summary, console: Console) -> None:
     monitoring.add_column("scraped")
     monitoring.add_column("health now")
     for job, scraped in summary.scraped.items():
-        monitoring.add_row(job, "yes" if scraped else "[red]never[/red]", summary.targets.get(job, "unknown"))
+        health = summary.targets.get(job, "unknown")
+        if job.startswith("trainer-") and health == "down":
+            health = "down (training finished)"
+        monitoring.add_row(job, "yes" if scraped else "[red]never[/red]", health)
     console.print(monitoring)
     console.print(f"Rule groups loaded: {len(summary.rule_groups)} ({', '.join(summary.rule_groups)})")
     console.print(f"Alerts firing: {', '.join(summary.alerts_firing) or 'none'}")
