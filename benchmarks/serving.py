@@ -78,10 +78,9 @@ LEVEL_TIMEOUT_S = 90
 IDLE_TIMEOUT_S = 15.0
 PEER_NOT_INSTALLED = (
     "kserve is not importable by {python}. `pip install --dry-run kserve` (0.21) keeps torch 2.13.0 but adds 25 "
-    "packages the project does not need; install it in a separate venv layered on this one (python -m venv "
-    "--system-site-packages is not enough: use a .pth file pointing at this venv's site-packages) and pass "
-    "--peer-python. MLServer 1.7.1 is not tried: it pins starlette 0.46 and fastapi 0.115, downgrading the ones "
-    "our server runs on."
+    "packages the project does not need; install it in a separate venv that also sees this one's packages and "
+    "pass --peer-python. MLServer 1.7.1 is not tried: it pins starlette 0.46 and fastapi 0.115, downgrading the "
+    "ones our server runs on."
 )
 
 
