@@ -13,6 +13,9 @@ PULUMI_INSTALL_HINT = (
 )
 
 
+POLICY_PACK = Path("policies") / "modelplane_platform"
+
+
 class PulumiCliMissing(RuntimeError):
     pass
 
@@ -36,9 +39,20 @@ def run_operation(operation: Operation, environment: str, project_dir: Path) -> 
     from pulumi import automation as auto  # the CLI exists: only now is the Automation API usable
 
     stack = auto.create_or_select_stack(stack_name=environment, work_dir=str(project_dir))
+    packs, configs = policy_pack_arguments(environment, project_dir)
     if operation is Operation.UP:
-        stack.up(on_output=print)
+        stack.up(on_output=print, policy_packs=packs, policy_pack_configs=configs)
     elif operation is Operation.PREVIEW:
-        stack.preview(on_output=print)
+        stack.preview(on_output=print, policy_packs=packs, policy_pack_configs=configs)
     else:
         stack.destroy(on_output=print)
+
+
+def policy_pack_arguments(environment: str, project_dir: Path) -> tuple[list[str], list[str]]:
+    """The platform's policy pack and its config for `environment` (prod's when the environment has none of its own):
+    `up` and `preview` enforce the same rules `modelplane plan` checks offline."""
+    pack = project_dir / POLICY_PACK
+    config = pack / "config" / f"{environment}.json"
+    if not config.is_file():
+        config = pack / "config" / "prod.json"
+    return [str(pack)], [str(config)]

@@ -138,3 +138,13 @@ def test_valid_custom_alert_is_deployed_and_written_to_the_rule_files(tmp_path: 
     assert result.exit_code == 0, result.output
     rules = json.loads((tmp_path / "b" / "dev" / "plan.json").read_text())["rules"]
     assert any("TrainerImagePullFailing" in r["alerts"] for r in rules)
+
+
+@pytest.mark.parametrize(("environment", "config"), [("staging", "staging.json"), ("qa", "prod.json")])
+def test_up_and_preview_enforce_the_platform_policy_pack(environment: str, config: str) -> None:
+    from modelplane.automation import policy_pack_arguments
+
+    packs, configs = policy_pack_arguments(environment, ROOT)
+    assert packs == [str(ROOT / "policies" / "modelplane_platform")]
+    assert configs == [str(ROOT / "policies" / "modelplane_platform" / "config" / config)]
+    assert (ROOT / "policies" / "modelplane_platform" / "PulumiPolicy.yaml").is_file()
