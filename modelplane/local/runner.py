@@ -106,6 +106,8 @@ def _train(plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_por
         "--module", "workloads.training",
         *trainer_arguments(job, plan.artifact_root, str(config_path), metrics_port),
         "--metrics-address", "127.0.0.1",
+        # Local Prometheus scrapes every second: a few seconds are enough for the last values.
+        "--metrics-linger-seconds", "3",
         "--work-dir", str(plan.state_dir / "work" / job.name),
     ]  # fmt: skip
     env = {"OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -12,14 +12,16 @@ import pytest
 import yaml
 
 from modelplane.local.processes import is_alive
+from tests.conftest import BUCKET
 from tests.tiny_model import save_tiny_bert
+from workloads import storage
 from workloads.model_artifact import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_TIMEOUT_SECONDS = 600
 
 
-def tiny_project(tmp_path: Path) -> Path:
+def tiny_project(tmp_path: Path, artifacts: str | None = None) -> Path:
     """A project with the shipped dev stack and a local.yaml scaled down to a tiny model."""
     project = tmp_path / "project"
     stacks = project / "stacks"
@@ -29,18 +31,19 @@ def tiny_project(tmp_path: Path) -> Path:
     local["training"]["synthetic_rows"] = 90
     local["training"]["overrides"].update({"max_steps": 6, "checkpoint_every_steps": 3, "max_length": 24})
     local["serving"].update({"warmup_requests": 30, "warmup_concurrency": 4})
+    if artifacts is not None:
+        local["artifacts"] = artifacts
     (stacks / "local.yaml").write_text(yaml.safe_dump(local))
     dev = yaml.safe_load((stacks / "Pulumi.dev.yaml").read_text())
     (job,) = dev["config"]["modelplane:training_jobs"]
     # Seeded before `up`, so the runner keeps it instead of copying the bundled MiniLM.
-    save_tiny_bert(project / local["artifacts"] / job["base_model"])
+    model = save_tiny_bert(tmp_path / "tiny-bert")
+    storage.upload_tree(model, storage.join(artifacts or str(project / local["artifacts"]), job["base_model"]))
     return project
 
 
-@pytest.mark.slow
-def test_up_local_once_trains_serves_monitors_and_leaves_nothing_running(tmp_path: Path) -> None:
-    project = tiny_project(tmp_path)
-    result = subprocess.run(
+def up_once(project: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [str(Path(sys.executable).parent / "modelplane"), "up", "local", "--once"],
         cwd=project,
         capture_output=True,
@@ -48,6 +51,12 @@ def test_up_local_once_trains_serves_monitors_and_leaves_nothing_running(tmp_pat
         timeout=UP_TIMEOUT_SECONDS,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_up_local_once_trains_serves_monitors_and_leaves_nothing_running(tmp_path: Path) -> None:
+    project = tiny_project(tmp_path)
+    result = up_once(project)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "Trained models" in output and "Inference services" in output and "Alerts firing" in output
@@ -75,3 +84,17 @@ def test_up_local_once_trains_serves_monitors_and_leaves_nothing_running(tmp_pat
     )  # fmt: skip
     assert status.returncode == 0
     assert "not running" in status.stdout
+
+
+@pytest.mark.slow
+def test_up_local_once_with_artifacts_in_s3(tmp_path: Path, s3_endpoint: str) -> None:
+    project = tiny_project(tmp_path, artifacts=f"s3://{BUCKET}")
+    result = up_once(project)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    export = storage.download_tree(f"s3://{BUCKET}/models/sentiment", tmp_path / "export")
+    assert read_manifest(export).labels == ["negative", "neutral", "positive"]
+    assert storage.exists(f"s3://{BUCKET}/datasets/financial-news-sentiment/train.jsonl")
+    assert storage.list_children(f"s3://{BUCKET}/checkpoints/sentiment")
+    summary = json.loads((project / ".modelplane" / "local" / "summary.json").read_text())
+    assert all(report["errors"] == 0 for report in summary["latency"].values())
+    assert not [name for name, pid in summary["processes"].items() if is_alive(pid)]

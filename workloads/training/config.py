@@ -61,8 +61,12 @@ class TrainerConfig:
     metrics_port: int = field(default=9400, metadata={"help": "Port of the Prometheus endpoint on rank 0; 0: off."})
     metrics_address: str = field(default="0.0.0.0", metadata={"help": "Address the Prometheus endpoint binds."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar on rank 0."})
-    failure_linger_seconds: int = field(
-        default=90, metadata={"help": "After a non-finite loss, keep the metrics up this long so the alert sees it."}
+    metrics_linger_seconds: int = field(
+        default=60,
+        metadata={
+            "help": "Keep the metrics endpoint up this long after the run ends (finished or diverged), so Prometheus "
+            "scrapes the final values; about two scrape intervals."
+        },
     )
     restart_budget: int | None = field(
         default=None, metadata={"help": "Restarts (resumes) allowed; beyond it the job fails at once. Unset: no limit."}

@@ -438,19 +438,16 @@ def train(config: TrainerConfig, registry: CollectorRegistry = REGISTRY) -> Trai
     try:
         schedule = schedule_for(config, engine, len(loaders.train), len(inputs.train))
         run = TrainingRun(config, ranks, engine, loaders, inputs.labels, store, metrics, resumed, schedule)
-        try:
-            run.run()
-        except NonFiniteLossError:
-            if server is not None:
-                # The process is about to exit: give Prometheus time to scrape the loss that explains why.
-                log.error("non-finite loss: metrics stay up %ds before exiting", config.failure_linger_seconds)
-                time.sleep(config.failure_linger_seconds)
-            raise
+        run.run()
         if ranks.is_main:
             export(config, engine, tokenizer, store, inputs.labels, run.report, run.step)
         distributed.barrier()
     finally:
         if server is not None:
+            # The process is about to exit: give Prometheus time to scrape the final values, among them a
+            # non-finite loss that explains why the run stopped.
+            log.info("metrics stay up %ds for a last scrape", config.metrics_linger_seconds)
+            time.sleep(config.metrics_linger_seconds)
             server.shutdown()
     return TrainingResult(step=run.step, restarts=resumed.restarts, report=run.report)
 

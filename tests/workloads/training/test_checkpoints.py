@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workloads.training.conftest import BUCKET
+from tests.conftest import BUCKET
 from workloads import storage
 from workloads.training.checkpoints import MARKER_NAME, CheckpointMarker, CheckpointStore, tag_for
 

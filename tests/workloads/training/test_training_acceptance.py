@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.workloads.training.conftest import BUCKET, free_port
+from tests.conftest import BUCKET
+from tests.workloads.training.conftest import free_port
 from workloads import storage
 from workloads.model_artifact import load_model
 from workloads.training.checkpoints import INCOMPLETE_PREFIX, MARKER_NAME, CheckpointStore, tag_for
