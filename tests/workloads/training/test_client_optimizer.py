@@ -60,21 +60,11 @@ def test_budget_and_deadline_come_from_the_environment_kubernetes_sets() -> None
     assert (config.restart_budget, config.max_run_minutes) == (2, 90)
 
 
-def test_a_lone_fp32_process_skips_the_identity_all_reduce(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.workloads.training.conftest import free_port
+def test_a_lone_fp32_process_skips_the_identity_all_reduce(one_rank: None) -> None:
     from workloads.training import distributed
     from workloads.training.distributed import Ranks
     from workloads.training.train import fill_missing_gradients, initialize_engine
 
-    for name, value in {
-        "DS_ACCELERATOR": "cpu",
-        "RANK": "0",
-        "WORLD_SIZE": "1",
-        "LOCAL_RANK": "0",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-    }.items():
-        monkeypatch.setenv(name, value)
     ranks = Ranks.from_env()
     distributed.init_process_group(ranks)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))

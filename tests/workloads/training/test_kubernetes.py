@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import copy
 import json
+from typing import Any
 
 import kubernetes_validate
 import pytest
 
 from components.gpu_catalog import gpu_instance_type
+from tests.crd_schemas import schema_problems
 from workloads.training.kubernetes import (
     artifact_uri,
     bucket_prefix,
@@ -148,3 +151,32 @@ def test_config_map_and_service_account_shapes_validate() -> None:
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "intents-deepspeed"}, "data": {"a": "b"}},
     ):
         kubernetes_validate.validate(body, "1.33.0", strict=True)
+
+
+def test_train_job_matches_kubeflow_trainers_model() -> None:
+    assert schema_problems(manifest()) == []
+
+
+def test_cluster_training_runtime_matches_kubeflow_trainers_model() -> None:
+    assert schema_problems(cluster_training_runtime_manifest()) == []
+
+
+def test_a_misspelt_field_is_caught() -> None:
+    broken = copy.deepcopy(manifest())
+    broken["spec"]["trainer"]["numNode"] = 2
+    assert schema_problems(broken) == ["unknown field spec.trainer.numNode"]
+    removed = copy.deepcopy(manifest())
+    removed["spec"]["podTemplateOverrides"] = []
+    assert schema_problems(removed) == ["unknown field spec.podTemplateOverrides"]
+
+
+def test_monitoring_objects_are_checked_against_the_operators_models() -> None:
+    pod_monitor: dict[str, Any] = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "intents-trainer", "namespace": "ml"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "podMetricsEndpoints": [{"port": "metrics"}]},
+    }
+    assert schema_problems(pod_monitor) == []
+    pod_monitor["spec"]["podMetricEndpoints"] = pod_monitor["spec"].pop("podMetricsEndpoints")
+    assert schema_problems(pod_monitor) == ["unknown field spec.podMetricEndpoints"]

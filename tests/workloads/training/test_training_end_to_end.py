@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,23 +24,6 @@ from workloads.training.train import DeadlineExceeded, RestartBudgetExhausted, t
 pytestmark = pytest.mark.slow
 JOB = "tiny-sentiment"
 TORCHRUN_TIMEOUT_SECONDS = 240
-
-
-@pytest.fixture
-def one_rank(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This test process as rank 0 of a one-process gloo group."""
-    for name, value in {
-        "DS_ACCELERATOR": "cpu",
-        "RANK": "0",
-        "WORLD_SIZE": "1",
-        "LOCAL_RANK": "0",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(free_port()),
-    }.items():
-        monkeypatch.setenv(name, value)
-    # The group outlives the test: DeepSpeed caches handles on it (its data-parallel groups) that a
-    # destroyed and re-created group would leave dangling, so every test in this process shares one.
-    yield
 
 
 def predict(export_dir: Path, text: str) -> str:
