@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from components.alerting.inference_rules import INFERENCE_METRICS
+from components.alerting.inference_rules import INFERENCE_METRICS, SERVING_METRICS
 from components.alerting.rules import MetricKind
 from components.alerting.training_rules import JOB_NAME_LABEL, TRAINING_METRICS
 
@@ -203,6 +203,20 @@ def inference_service_dashboard() -> dict[str, Any]:
             "Queue depth by model",
             [target(f"sum by (model) (modelplane_inference_queue_depth{service})", "{{model}}")],
         ),
+        timeseries(
+            "Average batch size by model",
+            [
+                target(
+                    f"sum by (model) (rate(modelplane_inference_batch_size_sum{service}[$__rate_interval]))"
+                    f" / sum by (model) (rate(modelplane_inference_batch_size_count{service}[$__rate_interval]))",
+                    "{{model}}",
+                )
+            ],
+        ),
+        timeseries(
+            "Requests in flight by model",
+            [target(f"sum by (model) (modelplane_inference_requests_in_flight{service})", "{{model}}")],
+        ),
     ]
     service_variable = label_variable("service", requests, "service")
     return dashboard("modelplane-inference-service", "Inference service", panels, [service_variable])
@@ -226,7 +240,7 @@ def dashboard_metric_sources() -> dict[str, frozenset[str]]:
     """Per dashboard uid, the metric names its queries may use: those the exporter or workload defines."""
     inference = {
         f"{name}{suffix}"
-        for name, spec in INFERENCE_METRICS.items()
+        for name, spec in {**INFERENCE_METRICS, **SERVING_METRICS}.items()
         for suffix in (("_bucket", "_sum", "_count") if spec.kind is MetricKind.HISTOGRAM else ("",))
     }
     return {

@@ -46,6 +46,20 @@ INFERENCE_METRICS: dict[str, MetricSpec] = {
     ),
 }
 
+BATCH_SIZE = "modelplane_inference_batch_size"
+REQUESTS_IN_FLIGHT = "modelplane_inference_requests_in_flight"
+MODEL_LOAD_SECONDS = "modelplane_inference_model_load_seconds"
+SERVING_METRICS: dict[str, MetricSpec] = {
+    BATCH_SIZE: MetricSpec(MetricKind.HISTOGRAM, "Texts run through the model together, per batch.", ("model",)),
+    REQUESTS_IN_FLIGHT: MetricSpec(
+        MetricKind.GAUGE, "Inference requests received and not yet answered, queued or running.", ("model",)
+    ),
+    MODEL_LOAD_SECONDS: MetricSpec(
+        MetricKind.GAUGE, "Time the server took to fetch, load and warm up its model at start.", ("model",)
+    ),
+}
+"""Metrics for dashboards and capacity planning that no alert reads yet."""
+
 ERROR_RATIO_RECORD = "service:modelplane_inference_errors:ratio_rate{window}"
 TRACK_ERROR_RATIO_RECORD = "service_track:modelplane_inference_errors:ratio_rate{window}"
 """Per-track recordings are named apart, so the service-wide selector `{service="x"}` never matches them."""

@@ -130,3 +130,10 @@ def test_repeated_ref_ids_and_long_uids_are_refused():
         timeseries("t", [target("up"), target("up")])
     with pytest.raises(ValueError, match=r"^uid='x{41}'"):
         dashboard("x" * 41, "t", [stat("s", "up")])
+
+
+def test_inference_dashboard_shows_batch_size_and_requests_in_flight() -> None:
+    from components.grafana_dashboards import inference_service_dashboard
+
+    titles = {panel["title"] for panel in inference_service_dashboard()["panels"]}
+    assert {"Average batch size by model", "Requests in flight by model", "Queue depth by model"} <= titles

@@ -11,26 +11,19 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from components.alerting.inference_rules import INFERENCE_METRICS
+from components.alerting.inference_rules import (
+    BATCH_SIZE,
+    INFERENCE_METRICS,
+    MODEL_LOAD_SECONDS,
+    REQUESTS_IN_FLIGHT,
+    SERVING_METRICS,
+)
 from components.alerting.rules import MetricKind, MetricSpec
 
 REQUESTS_TOTAL = "modelplane_inference_requests_total"
 REQUEST_DURATION_SECONDS = "modelplane_inference_request_duration_seconds"
 QUEUE_DEPTH = "modelplane_inference_queue_depth"
-BATCH_SIZE = "modelplane_inference_batch_size"
-REQUESTS_IN_FLIGHT = "modelplane_inference_requests_in_flight"
-MODEL_LOAD_SECONDS = "modelplane_inference_model_load_seconds"
 
-SERVING_METRICS: dict[str, MetricSpec] = {
-    BATCH_SIZE: MetricSpec(MetricKind.HISTOGRAM, "Texts run through the model together, per batch.", ("model",)),
-    REQUESTS_IN_FLIGHT: MetricSpec(
-        MetricKind.GAUGE, "Inference requests received and not yet answered, queued or running.", ("model",)
-    ),
-    MODEL_LOAD_SECONDS: MetricSpec(
-        MetricKind.GAUGE, "Time the server took to fetch, load and warm up its model at start.", ("model",)
-    ),
-}
-"""Metrics for dashboards and capacity planning that no alert reads yet."""
 
 ALL_METRICS = {**INFERENCE_METRICS, **SERVING_METRICS}
 
