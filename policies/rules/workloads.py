@@ -9,6 +9,7 @@ DaemonSets, which may tolerate the GPU taint without asking for GPUs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -89,6 +90,11 @@ def _read_only_root(container: Container, _pod: PodTemplate, _config: Mapping[st
     ]
 
 
+def _matches_registry(image: str, registry: str) -> bool:
+    """A registry entry is an image prefix, or a regular expression when it starts with '^' (to allow any account)."""
+    return re.match(registry, image) is not None if registry.startswith("^") else image.startswith(registry)
+
+
 def _platform_registry(container: Container, _pod: PodTemplate, config: Mapping[str, Any]) -> list[str]:
     image = container.spec.get("image")
     if is_unknown(image):
@@ -98,7 +104,7 @@ def _platform_registry(container: Container, _pod: PodTemplate, config: Mapping[
     registries = [str(r) for r in as_list(config.get("allowedRegistries"))]
     if not registries:
         return ["no allowedRegistries in this environment's policy config"]
-    if any(image.startswith(registry) for registry in registries):
+    if any(_matches_registry(image, registry) for registry in registries):
         return []
     return [f"image {image!r} is not from the platform's registry ({', '.join(registries)})"]
 
@@ -228,7 +234,8 @@ REQUIRE_PLATFORM_REGISTRY = _container_rule(
         "allowedRegistries": {
             "type": "array",
             "items": {"type": "string"},
-            "description": "Image prefixes allowed, e.g. '123456789012.dkr.ecr.us-east-1.amazonaws.com/'.",
+            "description": "Image prefixes allowed, e.g. '123456789012.dkr.ecr.us-east-1.amazonaws.com/', or "
+            "regular expressions starting with '^' (any account, the platform's repositories only).",
         }
     },
 )

@@ -148,3 +148,15 @@ def test_image_not_yet_known_is_not_reported() -> None:
     job = train_job(image="[unknown]")
     assert messages(workloads.REQUIRE_PLATFORM_REGISTRY, [job], CONFIG) == []
     assert messages(workloads.REQUIRE_PINNED_IMAGE, [job], CONFIG) == []
+
+
+def test_registry_patterns_allow_any_account_but_only_the_platforms_repositories() -> None:
+    config = {"allowedRegistries": [r"^[0-9]{12}\.dkr\.ecr\.us-east-1\.amazonaws\.com/modelplane-prod/"]}
+    rule = workloads.REQUIRE_PLATFORM_REGISTRY
+    ours = "210987654321.dkr.ecr.us-east-1.amazonaws.com/modelplane-prod/server:0.2.0"
+    assert messages(rule, [with_container(image=ours)], config) == []
+    for image in (
+        "210987654321.dkr.ecr.us-east-1.amazonaws.com/someone-else/server:0.2.0",
+        "210987654321.dkr.ecr.eu-west-1.amazonaws.com/modelplane-prod/server:0.2.0",
+    ):
+        assert len(messages(rule, [with_container(image=image)], config)) == 1, image
