@@ -73,10 +73,12 @@ def service_monitor_spec(
     *,
     namespaces: Sequence[str] = (),
     target_labels: Sequence[str] = (),
+    pod_target_labels: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Scrape the Services labelled `match_labels`; `namespaces` empty means the monitor's own namespace.
 
-    Each series gets the Service's name as `service`; `target_labels` copies more Service labels onto it.
+    Each series gets the Service's name as `service`; `target_labels` copies more Service labels onto it,
+    `pod_target_labels` labels of the scraped Pod.
     """
     spec: dict[str, Any] = {
         "selector": _selector("ServiceMonitor", match_labels),
@@ -86,6 +88,8 @@ def service_monitor_spec(
         spec["namespaceSelector"] = _namespace_selector(namespaces)
     if target_labels:
         spec["targetLabels"] = list(target_labels)
+    if pod_target_labels:
+        spec["podTargetLabels"] = list(pod_target_labels)
     return spec
 
 
@@ -116,15 +120,24 @@ def _metadata(name: str, namespace: str, labels: Mapping[str, str] | None) -> k8
     )
 
 
-def _monitor(
+def monitor(
     resource_name: str,
+    *,
     kind: str,
-    metadata: k8s.meta.v1.ObjectMetaArgs,
+    name: str,
+    namespace: str,
     spec: dict[str, Any],
-    opts: pulumi.ResourceOptions | None,
+    labels: Mapping[str, str] | None = None,
+    opts: pulumi.ResourceOptions | None = None,
 ) -> k8s.apiextensions.CustomResource:
+    """A ServiceMonitor or PodMonitor with a spec built by `service_monitor_spec` or `pod_monitor_spec`."""
     return k8s.apiextensions.CustomResource(
-        resource_name, api_version=API_VERSION, kind=kind, metadata=metadata, spec=spec, opts=opts
+        resource_name,
+        api_version=API_VERSION,
+        kind=kind,
+        metadata=_metadata(name, namespace, labels),
+        spec=spec,
+        opts=opts,
     )
 
 
@@ -163,7 +176,9 @@ def service_monitor(
 ) -> k8s.apiextensions.CustomResource:
     """A ServiceMonitor scraping the Services `service_monitor_spec` selects."""
     spec = service_monitor_spec(match_labels, endpoints, namespaces=namespaces, target_labels=target_labels)
-    return _monitor(resource_name, "ServiceMonitor", _metadata(name, namespace, labels), spec, opts)
+    return monitor(
+        resource_name, kind="ServiceMonitor", name=name, namespace=namespace, spec=spec, labels=labels, opts=opts
+    )
 
 
 def pod_monitor(
@@ -180,4 +195,6 @@ def pod_monitor(
 ) -> k8s.apiextensions.CustomResource:
     """A PodMonitor scraping the Pods `pod_monitor_spec` selects."""
     spec = pod_monitor_spec(match_labels, endpoints, namespaces=namespaces, pod_target_labels=pod_target_labels)
-    return _monitor(resource_name, "PodMonitor", _metadata(name, namespace, labels), spec, opts)
+    return monitor(
+        resource_name, kind="PodMonitor", name=name, namespace=namespace, spec=spec, labels=labels, opts=opts
+    )

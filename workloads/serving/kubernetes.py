@@ -340,7 +340,7 @@ def scrape_spec(spec: InferenceServiceSpec) -> dict[str, Any]:
     """The ServiceMonitor's spec: /metrics on the http port of both tracks' pods, each series labelled
     `service` (the Service's name) and `modelplane_io_track` (the pod's track)."""
     endpoints = [ScrapeEndpoint(port=HTTP_PORT_NAME, path=METRICS_PATH, interval="30s")]
-    return {**service_monitor_spec({SERVICE_LABEL: spec.name}, endpoints), "podTargetLabels": [TRACK_LABEL]}
+    return service_monitor_spec({SERVICE_LABEL: spec.name}, endpoints, pod_target_labels=[TRACK_LABEL])
 
 
 def _s3_arn(path: str, bucket_arn: str) -> str:

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from components.alerting.inference_rules import inference_rules
 from components.gpu_catalog import gpu_instance_type
 from components.iam import InlinePolicy, pod_identity
-from components.prometheus_rule import API_VERSION, MODELPLANE_LABELS, prometheus_rule
+from components.prometheus_rule import monitor, prometheus_rule
 from workloads.serving.kubernetes import (
     CANARY,
     STABLE,
@@ -148,14 +148,13 @@ class InferenceService(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-disruption-budget", **_body(disruption_budget_manifest(spec, namespace=namespace)), opts=child
         )
-        k8s.apiextensions.CustomResource(
+        monitor(
             f"{name}-metrics",
-            api_version=API_VERSION,
             kind="ServiceMonitor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=spec.name, namespace=namespace, labels={**MODELPLANE_LABELS, **labels}
-            ),
+            name=spec.name,
+            namespace=namespace,
             spec=scrape_spec(spec),
+            labels=labels,
             opts=child,
         )
         objectives = spec.inference_objectives()
