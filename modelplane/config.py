@@ -425,13 +425,7 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
         if job.name in job_names:
             problems.append(f"training_jobs[{index}].name={job.name!r}: already used; job names must be unique")
         job_names.add(job.name)
-        problems.extend(job_problems(index, job, pools))
-        repository = job.image.split("@", 1)[0].split(":", 1)[0]
-        if repository not in env.registries.repositories:
-            problems.append(
-                f"training_jobs[{index}].image={job.image!r}: repository {repository!r} is not one of the platform's "
-                f"registries ({', '.join(env.registries.repositories)})"
-            )
+        problems.extend(job_problems(index, job, pools, env.registries.repositories))
     problems.extend(_inference_problems(env))
     for index, raw_alert in enumerate(env.monitoring.custom_alerts):
         try:

@@ -24,15 +24,11 @@ from components.node_pools import GpuNodePool, SystemNodePool
 from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig
 from workloads.serving.service import InferenceService, InferenceServiceArgs
 from workloads.serving.spec import Accelerator
+from workloads.spec_fields import repository_of
 from workloads.training.job import TrainingJob
 
 WORKLOAD_NAMESPACE = "ml"
 """Namespace of training jobs, inference services and their data volumes."""
-
-
-def repository_of(image: str) -> str:
-    """The registry repository a workload's `image` names (`trainer:1.0` -> `trainer`)."""
-    return image.split("@", 1)[0].split(":", 1)[0]
 
 
 def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:

@@ -37,6 +37,22 @@ def artifact_path(value: str, example: str) -> str:
     return value
 
 
+def repository_of(image: str) -> str:
+    """The registry repository an image names (`trainer:1.0` -> `trainer`)."""
+    return image.split("@", 1)[0].split(":", 1)[0]
+
+
+def registry_problem(field: str, image: str, repositories: list[str]) -> str | None:
+    """Why `image` (at config path `field`) is outside the platform's registries, or None."""
+    repository = repository_of(image)
+    if repository in repositories:
+        return None
+    return (
+        f"{field}={image!r}: repository {repository!r} is not one of the platform's registries "
+        f"({', '.join(repositories)})"
+    )
+
+
 def env_names(value: dict[str, str], reserved_because: str) -> dict[str, str]:
     """Extra environment variables, none of them modelplane's own (`reserved_because` says what those do)."""
     reserved = [key for key in value if key.startswith(RESERVED_ENV_PREFIX)]

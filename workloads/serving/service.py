@@ -23,7 +23,8 @@ from workloads.serving.kubernetes import (
     service_labels,
     service_manifest,
 )
-from workloads.serving.spec import Accelerator, InferenceServiceSpec, fit_problems, repository_of, spec_problems
+from workloads.serving.spec import Accelerator, InferenceServiceSpec, fit_problems, spec_problems
+from workloads.spec_fields import repository_of
 from workloads.training.job import image_reference
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from components.alerting.inference_rules import InferenceObjectives
 from components.gpu_catalog import GpuInstanceType
 from workloads.serving.config import MODEL_NAME
-from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image
+from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image, registry_problem
 
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
@@ -217,11 +217,6 @@ class InferenceServiceSpec(StrictModel):
         )
 
 
-def repository_of(image: str) -> str:
-    """The registry repository an image names (`server:1.0` -> `server`)."""
-    return image.split("@", 1)[0].split(":", 1)[0]
-
-
 def cpu_cores(quantity: str) -> float:
     return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
 
@@ -327,11 +322,7 @@ def service_problems(
     images = [("image", spec.image)]
     if spec.canary is not None and spec.canary.image is not None:
         images.append(("canary.image", spec.canary.image))
-    for field, image in images:
-        repository = repository_of(image)
-        if repository not in repositories:
-            problems.append(
-                f"{at}.{field}={image!r}: repository {repository!r} is not one of the platform's registries "
-                f"({', '.join(repositories)})"
-            )
+    problems.extend(
+        problem for field, image in images if (problem := registry_problem(f"{at}.{field}", image, repositories))
+    )
     return problems

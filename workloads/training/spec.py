@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from components.alerting.training_rules import TrainingAlertThresholds
-from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image
+from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image, registry_problem
 from workloads.training.deepspeed_config import DeepSpeedSettings, batch_problem, settings_from
 
 
@@ -120,10 +120,14 @@ class PoolCapacity:
     max_nodes: int
 
 
-def job_problems(index: int, job: TrainingJobSpec, pools: dict[str, PoolCapacity]) -> list[str]:
-    """Problems of `job` against the environment's GPU pools."""
+def job_problems(
+    index: int, job: TrainingJobSpec, pools: dict[str, PoolCapacity], repositories: list[str]
+) -> list[str]:
+    """Problems of `job` against the environment's GPU pools and registries."""
     at = f"training_jobs[{index}]"
     problems = []
+    if image := registry_problem(f"{at}.image", job.image, repositories):
+        problems.append(image)
     pool = pools.get(job.gpu_pool)
     if pool is None:
         problems.append(f"{at}.gpu_pool={job.gpu_pool!r}: unknown pool; pools: {', '.join(pools) or 'none'}")
