@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from modelplane.local.processes import free_port
 from workloads.model_artifact import ModelManifest, load_model, save_model
 
 LABELS = ["negative", "neutral", "positive"]
@@ -137,12 +137,6 @@ def limit_meter(model_dir: Path, batch_size: int) -> Callable[[], float]:
         return samples / (time.perf_counter() - started)
 
     return measure
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:

@@ -110,12 +110,17 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
-def is_ready(base_url: str) -> bool:
+def answers(url: str) -> bool:
+    """The URL answers 200 now (False while nothing listens yet)."""
     try:
-        with urllib.request.urlopen(f"{base_url}/-/ready", timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def is_ready(base_url: str) -> bool:
+    return answers(f"{base_url}/-/ready")
 
 
 def wait_ready(base_url: str, timeout_seconds: float) -> bool:

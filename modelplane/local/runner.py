@@ -124,17 +124,6 @@ def _train(plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_por
         raise LocalError(f"training job {job.name} failed (exit {exit_code}); see {process.log}")
 
 
-def _answers(url: str) -> bool:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _scraped_once(prometheus_url: str, job: str) -> bool:
     from urllib.parse import quote
 
@@ -238,7 +227,7 @@ def _serve(plan: LocalPlan, service: InferenceServiceSpec, state: LocalState, po
     while time.monotonic() < deadline:
         if not is_alive(process.pid):
             raise LocalError(f"inference service {service.name} exited during start-up; see {process.log}")
-        if _answers(f"{url}/v2/health/ready"):
+        if monitoring.answers(f"{url}/v2/health/ready"):
             return url
         time.sleep(0.25)
     raise LocalError(f"inference service {service.name} not ready within {READY_SECONDS:.0f}s; see {process.log}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -12,7 +9,6 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -22,13 +18,14 @@ from prometheus_client.registry import Collector
 
 from components.alerting.inference_rules import InferenceObjectives, inference_rules
 from components.alerting.rules import AlertRule, RuleGroup, rules_yaml
+from modelplane.local.monitoring import binary, get_json, is_ready
+from modelplane.local.processes import free_port
 
 pytestmark = pytest.mark.slow
 
 SERVICE = "chat"
 STARTUP_SECONDS = 30
 DELIVERY_SECONDS = 60
-INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
 ProcessStarter = Callable[[str, list[str]], subprocess.Popen[bytes]]
 
 
@@ -45,30 +42,6 @@ class SlowRequests(Collector):
         )
         histogram.add_metric(["llama"], buckets=[("0.25", 0), ("1.0", 0), ("+Inf", requests)], sum_value=2.0 * requests)
         yield histogram
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def binary(*names: str) -> str:
-    for name in names:
-        if found := shutil.which(name):
-            return found
-    pytest.fail(f"{names[0]} is not on PATH: install it with `{INSTALL_HINT}`")
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)
-
-
-def is_ready(base_url: str) -> bool:
-    with urllib.request.urlopen(f"{base_url}/-/ready", timeout=5) as response:
-        return response.status == 200
 
 
 def wait_until(what: str, condition: Callable[[], bool], seconds: float, logs: list[Path]) -> None:

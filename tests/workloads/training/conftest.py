@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from modelplane.local.processes import free_port
 from tests.tiny_model import save_tiny_bert
 
 
@@ -28,12 +28,6 @@ def write_deepspeed_config(path: Path, zero_stage: int, micro_batch: int = 4, ac
         )
     )
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from modelplane.local.processes import free_port
 from tests.conftest import BUCKET
-from tests.workloads.training.conftest import free_port
 from workloads import storage
 from workloads.model_artifact import load_model
 from workloads.training.checkpoints import INCOMPLETE_PREFIX, MARKER_NAME, CheckpointStore, tag_for

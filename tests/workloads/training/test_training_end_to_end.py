@@ -12,8 +12,9 @@ import torch
 from prometheus_client import CollectorRegistry
 
 from components.alerting.training_rules import JOB_NAME_LABEL
+from modelplane.local.processes import free_port
 from tests.conftest import BUCKET
-from tests.workloads.training.conftest import free_port, write_deepspeed_config
+from tests.workloads.training.conftest import write_deepspeed_config
 from workloads import storage
 from workloads.model_artifact import load_model
 from workloads.training.checkpoints import MARKER_NAME, CheckpointStore
