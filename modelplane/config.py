@@ -254,7 +254,7 @@ class ReceiverConfig(StrictModel):
     @field_validator("secret")
     @classmethod
     def _secret_key(cls, value: str) -> str:
-        if not SECRET_KEY.match(value) or value in SECTIONS_WITHOUT_SECRETS:
+        if not SECRET_KEY.match(value) or value in SECTIONS:
             raise ValueError("must be a snake_case config key that is not a section name, e.g. 'slack_webhook_url'")
         return value
 
@@ -319,7 +319,6 @@ class EnvironmentConfig(StrictModel):
 
 
 SECTIONS = tuple(name for name in EnvironmentConfig.model_fields if name not in ("name", "region"))
-SECTIONS_WITHOUT_SECRETS = frozenset(SECTIONS)
 
 
 def _location(loc: tuple[str | int, ...]) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from workloads import storage
@@ -29,17 +27,10 @@ def seed_base_model(job: TrainingJobSpec, artifact_root: str) -> str | None:
 
 def seed_dataset(job: TrainingJobSpec, artifact_root: str, rows: int) -> str | None:
     """Write the synthetic example dataset to the job's `dataset` path when it is missing; the URI seeded, else None."""
-    from workloads.training.synthetic import synthetic_rows, write_jsonl
+    from workloads.training.synthetic import jsonl_text, synthetic_rows
 
     uri = artifact_uri(job.dataset, artifact_root)
     if storage.exists(uri):
         return None
-    with tempfile.TemporaryDirectory() as directory:
-        local = Path(directory) / Path(job.dataset).name
-        write_jsonl(local, synthetic_rows(rows, seed=7))
-        if storage.is_s3(uri):
-            storage.write_text(uri, local.read_text())
-        else:
-            Path(uri).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(local, uri)
+    storage.write_text(uri, jsonl_text(synthetic_rows(rows, seed=7)))
     return uri

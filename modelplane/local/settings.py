@@ -44,9 +44,6 @@ class LocalSettings(LocalModel):
     training: LocalTraining = LocalTraining()
     serving: LocalServing = LocalServing()
 
-    def state_path(self, root: Path) -> Path:
-        return root / self.state_dir
-
 
 def read_local_settings(stacks_dir: Path) -> LocalSettings:
     path = stacks_dir / f"{LOCAL}.yaml"

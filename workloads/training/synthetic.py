@@ -62,9 +62,13 @@ def synthetic_rows(rows: int, seed: int = 0) -> list[dict[str, str]]:
     return examples
 
 
+def jsonl_text(rows: Sequence[dict[str, str]]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
 def write_jsonl(path: Path, rows: Sequence[dict[str, str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    path.write_text(jsonl_text(rows), encoding="utf-8")
     return path
 
 
