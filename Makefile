@@ -35,7 +35,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy modelplane components workloads policies stacks tests benchmarks
+	$(BIN)/mypy modelplane stacks tests benchmarks examples
 
 unit: install
 	$(BIN)/pytest

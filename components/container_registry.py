@@ -9,7 +9,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.bucket_policies import ecr_lifecycle_policy_json
+from modelplane.components.bucket_policies import ecr_lifecycle_policy_json
 
 COMPONENT_TYPE = "modelplane:registry:ContainerRegistry"
 DEFAULT_REPOSITORIES = ("trainer", "server")
@@ -29,25 +29,31 @@ class ContainerRegistryArgs(TypedDict):
     """Tags for the key and every repository."""
 
 
+def repository_problems(at: str, repositories: Sequence[str]) -> list[str]:
+    """Every problem of the repositories' short names, each naming `at` (the config path)."""
+    if isinstance(repositories, str) or not repositories:
+        return [f"{at}={repositories!r}: must be a non-empty list of names, e.g. ['trainer']"]
+    problems = [
+        f"{at}[{index}]={repository!r}: not a valid ECR repository name "
+        "(lowercase letters and digits separated by '.', '_' or '-')"
+        for index, repository in enumerate(repositories)
+        if not isinstance(repository, str) or not _REPOSITORY_NAME.match(repository)
+    ]
+    duplicates = sorted({r for r in repositories if list(repositories).count(r) > 1})
+    if duplicates:
+        problems.append(f"{at}={list(repositories)!r}: {', '.join(duplicates)} listed twice; names must be unique")
+    return problems
+
+
 def repository_names(name_prefix: str, repositories: Sequence[str]) -> dict[str, str]:
     """Short name -> full ECR repository name; ValueError naming the bad input."""
     if not _NAME_PREFIX.match(name_prefix):
         raise ValueError(
             f"name_prefix={name_prefix!r}: must be lowercase letters and digits separated by '.', '_', '-' or '/'"
         )
-    if isinstance(repositories, str) or not repositories:
-        raise ValueError(f"repositories={repositories!r}: must be a non-empty list of names, e.g. ['trainer']")
-    for index, repository in enumerate(repositories):
-        if not _REPOSITORY_NAME.match(repository):
-            raise ValueError(
-                f"repositories[{index}]={repository!r}: not a valid ECR repository name "
-                "(lowercase letters and digits separated by '.', '_' or '-')"
-            )
-    duplicates = sorted({r for r in repositories if list(repositories).count(r) > 1})
-    if duplicates:
-        raise ValueError(
-            f"repositories={list(repositories)!r}: {', '.join(duplicates)} listed twice; names must be unique"
-        )
+    problems = repository_problems("repositories", repositories)
+    if problems:
+        raise ValueError("; ".join(problems))
     return {repository: f"{name_prefix}/{repository}" for repository in repositories}
 
 

@@ -11,7 +11,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.gpu_nodes import GPU_PRESENT_LABEL, GPU_TAINT_EFFECT, GPU_TAINT_KEY
+from modelplane.terms.scheduling import GPU_PRESENT_LABEL, GPU_TAINT_EFFECT, GPU_TAINT_KEY
 
 COMPONENT_TYPE = "modelplane:gpu:NvidiaDevicePlugin"
 CHART_NAME = "nvidia-device-plugin"

@@ -2,18 +2,77 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 import yaml
 
-from components.iam import ManagedPolicy, assume_role_policy, managed_policy_arn, pod_identity
-from modelplane.config import CONTROL_PLANE_LOG_TYPES, EndpointAccess
+from modelplane.components.iam import ManagedPolicy, assume_role_policy, managed_policy_arn, pod_identity
 
 DEFAULT_KUBERNETES_VERSION = "1.33"
+SUPPORTED_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+IAM_ROLE_ARN = re.compile(r"^arn:aws[-a-z]*:iam::\d{12}:role/.+$")
+
+
+class EndpointAccess(StrEnum):
+    PRIVATE = "private"
+    """API server reachable only from inside the VPC (and peered networks)."""
+    PUBLIC_AND_PRIVATE = "public_and_private"
+    """Also reachable from `public_access_cidrs`; nodes still use the private endpoint."""
+
+
+def cluster_problems(
+    at: str,
+    *,
+    kubernetes_version: object = DEFAULT_KUBERNETES_VERSION,
+    endpoint_access: object = EndpointAccess.PRIVATE,
+    public_access_cidrs: Sequence[str] = (),
+    control_plane_logging: Sequence[str] = CONTROL_PLANE_LOG_TYPES,
+    admin_role_arns: Sequence[str] = (),
+) -> list[str]:
+    """Every problem of a cluster's settings, each naming `at` (the config path), the value and the fix."""
+    problems = []
+    if kubernetes_version not in SUPPORTED_KUBERNETES_VERSIONS:
+        problems.append(
+            f"{at}.kubernetes_version={kubernetes_version!r}: unsupported; use one of "
+            f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)} (quote it in YAML: '1.33')"
+        )
+    if endpoint_access not in set(EndpointAccess):
+        problems.append(f"{at}.endpoint_access={endpoint_access!r}: use one of {', '.join(EndpointAccess)}")
+    for cidr in public_access_cidrs:
+        try:
+            network = ipaddress.IPv4Network(cidr)
+        except ValueError:
+            problems.append(f"{at}.public_access_cidrs: {cidr!r} is not an IPv4 CIDR; use e.g. '203.0.113.0/24'")
+            continue
+        if network.prefixlen == 0:
+            problems.append(f"{at}.public_access_cidrs: {cidr!r} opens the API server to the internet; list your CIDRs")
+    if endpoint_access == EndpointAccess.PUBLIC_AND_PRIVATE and not public_access_cidrs:
+        problems.append(
+            f"{at}.public_access_cidrs=[]: a public endpoint needs the CIDRs allowed to reach it, "
+            "or set endpoint_access: private"
+        )
+    unknown = [t for t in control_plane_logging if t not in CONTROL_PLANE_LOG_TYPES]
+    if unknown:
+        problems.append(
+            f"{at}.control_plane_logging={list(control_plane_logging)!r}: unknown log types {unknown}; "
+            f"known: {', '.join(CONTROL_PLANE_LOG_TYPES)}"
+        )
+    for arn in admin_role_arns:
+        if not IAM_ROLE_ARN.match(arn):
+            problems.append(
+                f"{at}.admin_role_arns: {arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+            )
+    return problems
+
+
 CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
 NODE_POLICIES = (
@@ -111,105 +170,35 @@ class EksCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelplane:cluster:EksCluster", name, {}, opts)
         endpoint_access = EndpointAccess(args.get("endpoint_access", EndpointAccess.PRIVATE))
-        public_access_cidrs = list(args.get("public_access_cidrs", []))
-        log_types = list(args.get("control_plane_logging", CONTROL_PLANE_LOG_TYPES))
         admin_role_arns = list(args.get("admin_role_arns", []))
-        _validate(name, endpoint_access, public_access_cidrs, log_types)
-        tags = dict(args.get("tags", {}))
-        child = pulumi.ResourceOptions(parent=self)
+        version = args.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION)
+        problems = cluster_problems(
+            f"EksCluster {name!r}",
+            kubernetes_version=version if isinstance(version, str) else DEFAULT_KUBERNETES_VERSION,
+            endpoint_access=endpoint_access,
+            public_access_cidrs=list(args.get("public_access_cidrs", [])),
+            control_plane_logging=list(args.get("control_plane_logging", CONTROL_PLANE_LOG_TYPES)),
+            admin_role_arns=admin_role_arns,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        self._name = name
+        self._tags = dict(args.get("tags", {}))
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        partition = aws.get_partition_output(opts=invoke).partition
+        self._partition = aws.get_partition_output(opts=invoke).partition
         region = aws.get_region_output(opts=invoke).region
 
-        def aws_policy(path: str) -> pulumi.Output[str]:
-            return managed_policy_arn(partition, path)
-
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster-role",
-            assume_role_policy=assume_role_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
-            tags=tags,
-            opts=child,
-        )
-        cluster_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-cluster-{policy}", role=cluster_role.name, policy_arn=aws_policy(policy), opts=child
-            )
-            for policy in CLUSTER_POLICIES
-        ]
         key = aws.kms.Key(
             f"{name}-secrets-key",
             description=f"Envelope encryption of Kubernetes secrets in EKS cluster {args['cluster_name']}",
             enable_key_rotation=True,
-            tags=tags,
-            opts=child,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
-            "subnet_ids": args["subnet_ids"],
-            # Nodes reach the API server privately even when it is also public.
-            "endpoint_private_access": True,
-            "endpoint_public_access": endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE,
-        }
-        if endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE:
-            vpc_config["public_access_cidrs"] = public_access_cidrs
-        cluster = aws.eks.Cluster(
-            f"{name}-cluster",
-            name=args["cluster_name"],
-            version=args.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION),
-            role_arn=cluster_role.arn,
-            vpc_config=vpc_config,
-            access_config={
-                "authentication_mode": "API",
-                # Named admins replace the creator's implicit, invisible admin grant. Without any, the
-                # creator keeps it, or nobody could administer the cluster. EKS fixes this at creation.
-                "bootstrap_cluster_creator_admin_permissions": not admin_role_arns,
-            },
-            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
-            enabled_cluster_log_types=log_types,
-            # The managed add-ons below replace the unmanaged defaults EKS would otherwise install.
-            bootstrap_self_managed_addons=False,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
-        )
-
-        for index, role_arn in enumerate(admin_role_arns):
-            entry = aws.eks.AccessEntry(
-                f"{name}-admin-{index}", cluster_name=cluster.name, principal_arn=role_arn, tags=tags, opts=child
-            )
-            aws.eks.AccessPolicyAssociation(
-                f"{name}-admin-{index}-policy",
-                cluster_name=cluster.name,
-                principal_arn=entry.principal_arn,
-                policy_arn=partition.apply(
-                    lambda p: f"arn:{p}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_ACCESS_POLICY}"
-                ),
-                access_scope={"type": "cluster"},
-                opts=child,
-            )
-
-        node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), tags=tags, opts=child
-        )
-        node_policies = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}", role=node_role.name, policy_arn=aws_policy(policy), opts=child
-            )
-            for policy in NODE_POLICIES
-        ]
-
-        pod_identity(
-            f"{name}-ebs-csi",
-            parent=self,
-            cluster_name=cluster.name,
-            namespace=EBS_CSI_NAMESPACE,
-            service_account=EBS_CSI_SERVICE_ACCOUNT,
-            policy=ManagedPolicy(aws_policy(EBS_CSI_POLICY)),
-            tags=tags,
-        )
-        for addon in managed_addons():
-            if not addon.needs_nodes:
-                _addon(
-                    name, addon.name, cluster.name, tags, pulumi.ResourceOptions(parent=self, depends_on=node_policies)
-                )
+        cluster = self._control_plane(args, endpoint_access, key, admin_role_arns)
+        self._grant_admins(cluster, admin_role_arns)
+        node_role, node_policies = self._node_role()
+        self._node_independent_addons(cluster, node_policies)
 
         certificate_authority_data = cluster.certificate_authority.apply(lambda ca: ca.data or "")
         self.cluster_name = cluster.name
@@ -234,6 +223,109 @@ class EksCluster(pulumi.ComponentResource):
                 "kms_key_arn": self.kms_key_arn,
             }
         )
+
+    def _aws_policy(self, path: str) -> pulumi.Output[str]:
+        return managed_policy_arn(self._partition, path)
+
+    def _control_plane(
+        self, args: EksClusterArgs, endpoint_access: EndpointAccess, key: aws.kms.Key, admin_role_arns: list[str]
+    ) -> aws.eks.Cluster:
+        """The cluster's IAM role and the control plane itself."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster-role",
+            assume_role_policy=assume_role_policy("eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            tags=self._tags,
+            opts=child,
+        )
+        cluster_policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-cluster-{policy}", role=cluster_role.name, policy_arn=self._aws_policy(policy), opts=child
+            )
+            for policy in CLUSTER_POLICIES
+        ]
+        vpc_config: aws.eks.ClusterVpcConfigArgsDict = {
+            "subnet_ids": args["subnet_ids"],
+            # Nodes reach the API server privately even when it is also public.
+            "endpoint_private_access": True,
+            "endpoint_public_access": endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE,
+        }
+        if endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE:
+            vpc_config["public_access_cidrs"] = list(args.get("public_access_cidrs", []))
+        return aws.eks.Cluster(
+            f"{name}-cluster",
+            name=args["cluster_name"],
+            version=args.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION),
+            role_arn=cluster_role.arn,
+            vpc_config=vpc_config,
+            access_config={
+                "authentication_mode": "API",
+                # Named admins replace the creator's implicit, invisible admin grant. Without any, the
+                # creator keeps it, or nobody could administer the cluster. EKS fixes this at creation.
+                "bootstrap_cluster_creator_admin_permissions": not admin_role_arns,
+            },
+            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
+            enabled_cluster_log_types=list(args.get("control_plane_logging", CONTROL_PLANE_LOG_TYPES)),
+            # The managed add-ons below replace the unmanaged defaults EKS would otherwise install.
+            bootstrap_self_managed_addons=False,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_policies),
+        )
+
+    def _grant_admins(self, cluster: aws.eks.Cluster, admin_role_arns: list[str]) -> None:
+        """One access entry with the cluster-admin policy per named admin role."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        for index, role_arn in enumerate(admin_role_arns):
+            entry = aws.eks.AccessEntry(
+                f"{name}-admin-{index}", cluster_name=cluster.name, principal_arn=role_arn, tags=self._tags, opts=child
+            )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-admin-{index}-policy",
+                cluster_name=cluster.name,
+                principal_arn=entry.principal_arn,
+                policy_arn=self._partition.apply(
+                    lambda p: f"arn:{p}:eks::aws:cluster-access-policy/{CLUSTER_ADMIN_ACCESS_POLICY}"
+                ),
+                access_scope={"type": "cluster"},
+                opts=child,
+            )
+
+    def _node_role(self) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        """The IAM role every node pool's instances run as, with its managed policies."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        node_role = aws.iam.Role(
+            f"{name}-node-role", assume_role_policy=assume_role_policy("ec2.amazonaws.com"), tags=self._tags, opts=child
+        )
+        node_policies = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy}", role=node_role.name, policy_arn=self._aws_policy(policy), opts=child
+            )
+            for policy in NODE_POLICIES
+        ]
+        return node_role, node_policies
+
+    def _node_independent_addons(
+        self, cluster: aws.eks.Cluster, node_policies: list[aws.iam.RolePolicyAttachment]
+    ) -> None:
+        """The EBS CSI driver's pod identity, and the managed add-ons that run without nodes."""
+        pod_identity(
+            f"{self._name}-ebs-csi",
+            parent=self,
+            cluster_name=cluster.name,
+            namespace=EBS_CSI_NAMESPACE,
+            service_account=EBS_CSI_SERVICE_ACCOUNT,
+            policy=ManagedPolicy(self._aws_policy(EBS_CSI_POLICY)),
+            tags=self._tags,
+        )
+        for addon in managed_addons():
+            if not addon.needs_nodes:
+                _addon(
+                    self._name,
+                    addon.name,
+                    cluster.name,
+                    self._tags,
+                    pulumi.ResourceOptions(parent=self, depends_on=node_policies),
+                )
 
 
 class EksNodeAddonsArgs(TypedDict):
@@ -299,19 +391,3 @@ def _addon(
         tags=dict(tags),
         opts=opts,
     )
-
-
-def _validate(name: str, endpoint_access: EndpointAccess, public_access_cidrs: list[str], log_types: list[str]) -> None:
-    at = f"EksCluster {name!r}"
-    if endpoint_access is EndpointAccess.PUBLIC_AND_PRIVATE and not public_access_cidrs:
-        raise ValueError(
-            f"{at}: public_access_cidrs=[]: a public endpoint needs the CIDRs allowed to reach it, "
-            "or set endpoint_access=private"
-        )
-    if "0.0.0.0/0" in public_access_cidrs:
-        raise ValueError(f"{at}: public_access_cidrs: '0.0.0.0/0' opens the API server to the internet")
-    unknown = [t for t in log_types if t not in CONTROL_PLANE_LOG_TYPES]
-    if unknown:
-        raise ValueError(
-            f"{at}: control_plane_logging={log_types!r}: unknown {unknown}; use {', '.join(CONTROL_PLANE_LOG_TYPES)}"
-        )

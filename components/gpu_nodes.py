@@ -6,14 +6,35 @@ components wire the results into EKS node groups and EC2 launch templates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import pulumi
 import pulumi_aws as aws
 
-from components.gpu_catalog import CpuArchitecture, GpuInstanceType, gpu_instance_type
-from modelplane.config import AmiFamily, CapacityType
+from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, CpuArchitecture, GpuInstanceType, gpu_instance_type
+from modelplane.terms.scheduling import (
+    EKS_GPU_TAINT_EFFECT,
+    GPU_MODEL_LABEL,
+    GPU_PRESENT_LABEL,
+    GPU_TAINT_KEY,
+    GPU_TAINT_VALUE,
+    POOL_LABEL,
+)
+
+
+class CapacityType(StrEnum):
+    ON_DEMAND = "ON_DEMAND"
+    SPOT = "SPOT"
+    CAPACITY_BLOCK = "CAPACITY_BLOCK"
+
+
+class AmiFamily(StrEnum):
+    AL2023 = "al2023"
+    BOTTLEROCKET = "bottlerocket"
+
 
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
 _GPU_AMI_TYPES: dict[tuple[CpuArchitecture, AmiFamily], str] = {
@@ -23,17 +44,12 @@ _GPU_AMI_TYPES: dict[tuple[CpuArchitecture, AmiFamily], str] = {
     (CpuArchitecture.ARM64, AmiFamily.BOTTLEROCKET): "BOTTLEROCKET_ARM_64_NVIDIA",
 }
 
-GPU_TAINT_KEY = "nvidia.com/gpu"
-GPU_TAINT_VALUE = "true"
-GPU_TAINT_EFFECT = "NoSchedule"
-"""The Kubernetes spelling, for tolerations."""
-GPU_TAINT: aws.eks.NodeGroupTaintArgsDict = {"key": GPU_TAINT_KEY, "value": GPU_TAINT_VALUE, "effect": "NO_SCHEDULE"}
+GPU_TAINT: aws.eks.NodeGroupTaintArgsDict = {
+    "key": GPU_TAINT_KEY,
+    "value": GPU_TAINT_VALUE,
+    "effect": EKS_GPU_TAINT_EFFECT,
+}
 """The EKS API spelling, for node groups: only pods tolerating it land on (and pay for) GPU nodes."""
-
-POOL_LABEL = "modelplane.io/pool"
-GPU_MODEL_LABEL = "modelplane.io/gpu-model"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
-SYSTEM_POOL_NAME = "system"
 
 IMDS_HOP_LIMIT = 2
 """2, not 1: pods on the node network (aws-node, EBS CSI) still reach IMDS; IMDSv2 stays required."""
@@ -45,11 +61,6 @@ def ami_type_for(instance_type: str, ami_family: AmiFamily = AmiFamily.AL2023) -
     """The EKS AMI type with NVIDIA drivers for the instance type's CPU architecture."""
     architecture = gpu_instance_type(instance_type).architecture
     return _GPU_AMI_TYPES[(architecture, AmiFamily(ami_family))]
-
-
-def gpu_toleration() -> dict[str, str]:
-    """The toleration (Kubernetes spelling) GPU workloads need for the GPU taint."""
-    return {"key": GPU_TAINT_KEY, "operator": "Equal", "value": GPU_TAINT_VALUE, "effect": GPU_TAINT_EFFECT}
 
 
 def gpu_node_labels(
@@ -131,3 +142,50 @@ def capacity_block_launch(capacity_type: CapacityType, reservation_id: str | Non
         instance_market_options={"market_type": "capacity-block"},
         capacity_reservation_specification={"capacity_reservation_target": {"capacity_reservation_id": reservation_id}},
     )
+
+
+CAPACITY_RESERVATION_ID = re.compile(r"^cr-[0-9a-f]{8,17}$")
+
+
+def scaling_problems(at: str, min_size: int, max_size: int, desired_size: int | None) -> list[str]:
+    """Every problem of a node pool's sizes, each naming `at` (the pool's path), the value and the fix."""
+    problems = []
+    if min_size < 0:
+        problems.append(f"{at}.min_size={min_size}: must be at least 0")
+    if max_size < 1:
+        problems.append(f"{at}.max_size={max_size}: must be at least 1")
+    elif max_size < min_size:
+        problems.append(f"{at}.max_size={max_size}: must be at least min_size ({min_size})")
+    if desired_size is not None and not min_size <= desired_size <= max_size:
+        problems.append(
+            f"{at}.desired_size={desired_size}: must lie within min_size..max_size ({min_size}..{max_size})"
+        )
+    return problems
+
+
+def gpu_pool_problems(
+    at: str,
+    *,
+    instance_type: str,
+    capacity_type: str = CapacityType.ON_DEMAND,
+    efa: bool = False,
+    capacity_reservation_id: str | None = None,
+) -> list[str]:
+    """Every problem of a GPU pool's hardware and capacity settings (sizes: `scaling_problems`)."""
+    try:
+        instance = gpu_instance_type(instance_type)
+    except KeyError as unknown:
+        return [f"{at}.instance_type={instance_type!r}: {unknown.args[0]}"]
+    problems = []
+    if efa and not instance.supports_efa:
+        efa_types = ", ".join(sorted(t.name for t in GPU_INSTANCE_TYPES.values() if t.supports_efa))
+        problems.append(f"{at}.efa=True: {instance_type} has no EFA; use one of {efa_types} or set efa: false")
+    if capacity_type == CapacityType.CAPACITY_BLOCK and not capacity_reservation_id:
+        problems.append(
+            f"{at}.capacity_reservation_id=None: CAPACITY_BLOCK needs the capacity block's reservation id (cr-...)"
+        )
+    if capacity_reservation_id and not CAPACITY_RESERVATION_ID.match(capacity_reservation_id):
+        problems.append(f"{at}.capacity_reservation_id={capacity_reservation_id!r}: expected 'cr-' and hex digits")
+    if capacity_reservation_id and capacity_type != CapacityType.CAPACITY_BLOCK:
+        problems.append(f"{at}.capacity_reservation_id={capacity_reservation_id!r}: only with CAPACITY_BLOCK")
+    return problems

@@ -8,12 +8,10 @@ Grafana's sidecar loads every ConfigMap labelled `grafana_dashboard: "1"` in its
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components.alerting.inference_rules import INFERENCE_METRICS, SERVING_METRICS
-from components.alerting.rules import MetricKind
-from components.alerting.training_rules import JOB_NAME_LABEL, TRAINING_METRICS
+from modelplane.terms.metrics import MetricKind, MetricSpec
 
 PROMETHEUS_DATASOURCE_UID = "prometheus"
 """The uid kube-prometheus-stack gives its Prometheus datasource (`grafana.sidecar.datasources.uid`)."""
@@ -154,81 +152,12 @@ def gpu_fleet_dashboard() -> dict[str, Any]:
     return dashboard("modelplane-gpu-fleet", "GPU fleet", panels, [node])
 
 
-def training_run_dashboard() -> dict[str, Any]:
-    """One training job's loss, throughput, step time and checkpoint age, chosen by `job_name`."""
-    job = f'{{{JOB_NAME_LABEL}="${JOB_NAME_LABEL}"}}'
-    step = f"modelplane_training_step{job}"
-    panels = [
-        stat("Step", step),
-        stat("Restarts", f"max(modelplane_training_restarts_total{job})"),
-        stat("Checkpoint age", f"time() - modelplane_training_last_checkpoint_timestamp_seconds{job}", unit="s"),
-        stat("Samples/s", f"modelplane_training_samples_per_second{job}"),
-        timeseries("Loss", [target(f"modelplane_training_loss{job}", "loss")]),
-        timeseries("Throughput", [target(f"modelplane_training_samples_per_second{job}", "samples/s")]),
-        # The step is a gauge (it jumps back on resume), so its slope comes from deriv(), not rate().
-        timeseries("Step time", [target(f"1 / deriv({step}[5m])", "seconds/step")], unit="s"),
-        timeseries(
-            "Checkpoint age",
-            [target(f"time() - modelplane_training_last_checkpoint_timestamp_seconds{job}", "age")],
-            unit="s",
-        ),
-    ]
-    job_variable = label_variable(JOB_NAME_LABEL, "modelplane_training_step", JOB_NAME_LABEL)
-    return dashboard("modelplane-training-run", "Training run", panels, [job_variable])
-
-
-def inference_service_dashboard() -> dict[str, Any]:
-    """One inference service's traffic, errors, latency quantiles and queue, chosen by `service`."""
-    service = '{service="$service"}'
-    errors = '{service="$service",code=~"5.."}'
-    requests = "modelplane_inference_requests_total"
-    buckets = f"modelplane_inference_request_duration_seconds_bucket{service}"
-    error_ratio = f"sum(rate({requests}{errors}[$__rate_interval])) / sum(rate({requests}{service}[$__rate_interval]))"
-
-    def latency(quantile: str, legend: str, ref_id: str) -> dict[str, Any]:
-        expr = f"histogram_quantile({quantile}, sum by (le) (rate({buckets}[$__rate_interval])))"
-        return target(expr, legend, ref_id)
-
-    panels = [
-        timeseries(
-            "Request rate by model",
-            [target(f"sum by (model) (rate({requests}{service}[$__rate_interval]))", "{{model}}")],
-            unit="reqps",
-        ),
-        timeseries("5xx error ratio", [target(error_ratio, "errors")], unit="percentunit"),
-        timeseries(
-            "Latency", [latency("0.5", "p50", "A"), latency("0.95", "p95", "B"), latency("0.99", "p99", "C")], unit="s"
-        ),
-        timeseries(
-            "Queue depth by model",
-            [target(f"sum by (model) (modelplane_inference_queue_depth{service})", "{{model}}")],
-        ),
-        timeseries(
-            "Average batch size by model",
-            [
-                target(
-                    f"sum by (model) (rate(modelplane_inference_batch_size_sum{service}[$__rate_interval]))"
-                    f" / sum by (model) (rate(modelplane_inference_batch_size_count{service}[$__rate_interval]))",
-                    "{{model}}",
-                )
-            ],
-        ),
-        timeseries(
-            "Requests in flight by model",
-            [target(f"sum by (model) (modelplane_inference_requests_in_flight{service})", "{{model}}")],
-        ),
-    ]
-    service_variable = label_variable("service", requests, "service")
-    return dashboard("modelplane-inference-service", "Inference service", panels, [service_variable])
-
-
-def platform_dashboards() -> list[dict[str, Any]]:
-    """Every dashboard modelplane ships, each with a unique uid."""
-    dashboards = [gpu_fleet_dashboard(), training_run_dashboard(), inference_service_dashboard()]
+def unique_dashboards(dashboards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`dashboards` unchanged when every uid is unique (Grafana keeps only one dashboard per uid)."""
     uids = [d["uid"] for d in dashboards]
     if len(set(uids)) != len(uids):
         raise ValueError(f"dashboard uids {uids} repeat; Grafana keeps only one dashboard per uid")
-    return dashboards
+    return list(dashboards)
 
 
 def dashboard_configmap_data(board: dict[str, Any]) -> dict[str, str]:
@@ -236,15 +165,10 @@ def dashboard_configmap_data(board: dict[str, Any]) -> dict[str, str]:
     return {f"{board['uid']}.json": json.dumps(board, indent=2, sort_keys=True)}
 
 
-def dashboard_metric_sources() -> dict[str, frozenset[str]]:
-    """Per dashboard uid, the metric names its queries may use: those the exporter or workload defines."""
-    inference = {
+def metric_series(catalogue: Mapping[str, MetricSpec]) -> frozenset[str]:
+    """The series names a catalogue's metrics appear under in queries (histograms as _bucket, _sum, _count)."""
+    return frozenset(
         f"{name}{suffix}"
-        for name, spec in {**INFERENCE_METRICS, **SERVING_METRICS}.items()
+        for name, spec in catalogue.items()
         for suffix in (("_bucket", "_sum", "_count") if spec.kind is MetricKind.HISTOGRAM else ("",))
-    }
-    return {
-        "modelplane-gpu-fleet": frozenset(DCGM_METRICS),
-        "modelplane-training-run": frozenset(TRAINING_METRICS),
-        "modelplane-inference-service": frozenset(inference),
-    }
+    )

@@ -7,7 +7,6 @@ holds receiver webhooks and keys) live in Secrets the charts reference by name.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
@@ -15,19 +14,25 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.alerting.platform_rules import POOL_NODE_LABEL
-from components.alerting.rules import RuleGroup, render_rules_file
-from components.alertmanager_config import alertmanager_yaml, check_receiver_secrets
-from components.gpu_nodes import GPU_PRESENT_LABEL, POOL_LABEL, SYSTEM_POOL_NAME, gpu_toleration
-from components.grafana_dashboards import (
+from modelplane.components.alerting.rules import RuleGroup, render_rules_file
+from modelplane.components.alertmanager_config import (
+    PROMETHEUS_DURATION,
+    AlertRouting,
+    alertmanager_yaml,
+    check_receiver_secrets,
+    routing_problems,
+)
+from modelplane.components.grafana_dashboards import (
     DASHBOARD_LABEL,
     DASHBOARD_LABEL_VALUE,
     PROMETHEUS_DATASOURCE_UID,
     dashboard_configmap_data,
-    platform_dashboards,
+    gpu_fleet_dashboard,
+    unique_dashboards,
 )
-from components.prometheus_rule import MODELPLANE_LABELS, prometheus_rule
-from modelplane.config import MonitoringConfig
+from modelplane.components.prometheus_rule import MODELPLANE_LABELS, prometheus_rule
+from modelplane.terms.names import check_dns_subdomain, check_kubernetes_name
+from modelplane.terms.scheduling import GPU_PRESENT_LABEL, POOL_LABEL, SYSTEM_POOL_NAME, gpu_toleration
 
 COMPONENT_TYPE = "modelplane:monitoring:MonitoringStack"
 STACK_CHART = "kube-prometheus-stack"
@@ -53,19 +58,26 @@ PROMETHEUS_RETENTION_SHARE = 0.85
 """Prometheus deletes old blocks past this share of its volume, before the disk fills and it stops."""
 # System nodes carry this label; monitoring must keep running while GPU pools scale to zero.
 SYSTEM_NODE_SELECTOR = {POOL_LABEL: SYSTEM_POOL_NAME}
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+DEFAULT_RETENTION = "15d"
+DEFAULT_STORAGE_GIB = 50
+STORAGE_GIB_RANGE = (10, 16384)
 
 
 class MonitoringStackArgs(TypedDict):
-    monitoring: MonitoringConfig
-    """The environment's `monitoring` config section: retention, storage, receivers, grouping."""
     environment: str
     """The environment's name (dev, staging, prod); every alert carries it as the `environment` label."""
     grafana_admin_password: pulumi.Input[str]
     """Grafana's admin password, a secret Output (`pulumi.Config("modelplane").require_secret(...)`)."""
     rule_groups: Sequence[RuleGroup]
     """The platform's alert rules (GPU, platform, ...), loaded as one PrometheusRule."""
+    routing: NotRequired[AlertRouting]
+    """Alertmanager's receivers and grouping; default no receivers (alerts show in Alertmanager only)."""
+    prometheus_retention: NotRequired[str]
+    """How long Prometheus keeps samples; default 15d."""
+    prometheus_storage_gib: NotRequired[int]
+    """Prometheus' persistent volume, 10 to 16384 GiB; default 50."""
+    dashboards: NotRequired[Sequence[Mapping[str, Any]]]
+    """Grafana dashboards besides the GPU fleet's (the workloads'), each with a unique uid."""
     receiver_secrets: NotRequired[Mapping[str, pulumi.Input[str]]]
     """Secret name -> secret value (Slack webhook URL, PagerDuty routing key, webhook URL) for every
     receiver's `secret`; default none, which suits an environment without receivers."""
@@ -93,9 +105,22 @@ def in_cluster_urls(namespace: str) -> MonitoringUrls:
     )
 
 
-def kube_prometheus_stack_values(monitoring: MonitoringConfig, environment: str, storage_class: str) -> dict[str, Any]:
+def prometheus_problems(at: str, retention: object, storage_gib: object) -> list[str]:
+    """Every problem of Prometheus' retention and volume, each naming `at` (the config path)."""
+    problems = []
+    if not isinstance(retention, str) or not PROMETHEUS_DURATION.match(retention):
+        problems.append(f"{at}.prometheus_retention={retention!r}: not a Prometheus duration; use e.g. '15d'")
+    low, high = STORAGE_GIB_RANGE
+    if isinstance(storage_gib, bool) or not isinstance(storage_gib, int) or not low <= storage_gib <= high:
+        problems.append(f"{at}.prometheus_storage_gib={storage_gib!r}: must be a whole number from {low} to {high}")
+    return problems
+
+
+def kube_prometheus_stack_values(
+    retention: str, storage_gib: int, environment: str, storage_class: str
+) -> dict[str, Any]:
     """Helm values: Prometheus sized from config and selecting every rule and monitor; no secret in here."""
-    retention_size_gib = int(monitoring.prometheus_storage_gib * PROMETHEUS_RETENTION_SHARE)
+    retention_size_gib = int(storage_gib * PROMETHEUS_RETENTION_SHARE)
     # Without these four flags the chart selects only objects labelled with its release name, and
     # modelplane's (and workloads') PrometheusRules, ServiceMonitors and PodMonitors would be ignored.
     select_everything = {
@@ -114,7 +139,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, environment: str,
         "prometheus": {
             "prometheusSpec": {
                 **select_everything,
-                "retention": monitoring.prometheus_retention,
+                "retention": retention,
                 # Prometheus reads GB as GiB.
                 "retentionSize": f"{retention_size_gib}GB",
                 "externalLabels": {"environment": environment},
@@ -124,7 +149,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, environment: str,
                         "spec": {
                             "storageClassName": storage_class,
                             "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": f"{monitoring.prometheus_storage_gib}Gi"}},
+                            "resources": {"requests": {"storage": f"{storage_gib}Gi"}},
                         }
                     }
                 },
@@ -153,7 +178,7 @@ def kube_prometheus_stack_values(monitoring: MonitoringConfig, environment: str,
         "kube-state-metrics": {
             "nodeSelector": SYSTEM_NODE_SELECTOR,
             # The node pool alerts count nodes by this label, which kube-state-metrics drops unless allowed.
-            "metricLabelsAllowlist": [f"nodes=[{POOL_NODE_LABEL}]"],
+            "metricLabelsAllowlist": [f"nodes=[{POOL_LABEL}]"],
         },
         # node-exporter keeps its chart default: a DaemonSet tolerating every taint, GPU nodes included.
     }
@@ -173,23 +198,22 @@ def grafana_admin_string_data(password: pulumi.Input[str]) -> dict[str, pulumi.I
 
 
 def _check_args(args: MonitoringStackArgs) -> None:
-    monitoring = args.get("monitoring")
-    if not isinstance(monitoring, MonitoringConfig):
-        raise ValueError(f"monitoring={monitoring!r}: must be the environment's MonitoringConfig")
-    environment = args.get("environment")
-    if not isinstance(environment, str) or not _DNS_LABEL.match(environment):
-        raise ValueError(f"environment={environment!r}: must be the environment's name, e.g. 'dev'")
+    check_kubernetes_name("environment", args.get("environment", ""))
     if args.get("grafana_admin_password") is None:
         raise ValueError(
-            "grafana_admin_password=None: pass the secret, "
-            f"pulumi.Config('modelplane').require_secret({monitoring.grafana_admin_password_secret!r})"
+            "grafana_admin_password=None: pass the secret, e.g. "
+            "pulumi.Config('modelplane').require_secret('grafana_admin_password')"
         )
-    namespace = args.get("namespace", DEFAULT_NAMESPACE)
-    if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
-        raise ValueError(f"namespace={namespace!r}: must be a DNS label (lowercase, digits, -), e.g. 'monitoring'")
-    storage_class = args.get("storage_class", DEFAULT_STORAGE_CLASS)
-    if not isinstance(storage_class, str) or not _DNS_SUBDOMAIN.match(storage_class):
-        raise ValueError(f"storage_class={storage_class!r}: must name an existing StorageClass, e.g. 'gp2'")
+    check_kubernetes_name("namespace", args.get("namespace", DEFAULT_NAMESPACE))
+    check_dns_subdomain("storage_class", args.get("storage_class", DEFAULT_STORAGE_CLASS))
+    routing = args.get("routing", {})
+    problems = routing_problems("routing", routing) + prometheus_problems(
+        "args",
+        args.get("prometheus_retention", DEFAULT_RETENTION),
+        args.get("prometheus_storage_gib", DEFAULT_STORAGE_GIB),
+    )
+    if problems:
+        raise ValueError("; ".join(problems))
     rule_groups = args.get("rule_groups")
     if not rule_groups or not all(isinstance(g, RuleGroup) for g in rule_groups):
         raise ValueError(f"rule_groups={rule_groups!r}: must be one or more RuleGroups, e.g. (gpu_rules(),)")
@@ -197,7 +221,8 @@ def _check_args(args: MonitoringStackArgs) -> None:
         render_rules_file(rule_groups)
     except ValueError as error:
         raise ValueError(f"rule_groups: {error}") from None
-    check_receiver_secrets(monitoring, set(args.get("receiver_secrets", {})))
+    check_receiver_secrets(routing, set(args.get("receiver_secrets", {})))
+    unique_dashboards([gpu_fleet_dashboard(), *args.get("dashboards", [])])
 
 
 class MonitoringStack(pulumi.ComponentResource):
@@ -216,7 +241,7 @@ class MonitoringStack(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringStackArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(COMPONENT_TYPE, name, {}, opts)
         _check_args(args)
-        monitoring = args["monitoring"]
+        routing = args.get("routing", {})
         namespace = args.get("namespace", DEFAULT_NAMESPACE)
         receiver_secrets = dict(args.get("receiver_secrets", {}))
         child = pulumi.ResourceOptions(parent=self)
@@ -242,7 +267,7 @@ class MonitoringStack(pulumi.ComponentResource):
         )
         # Computes the YAML only; the Secret itself is created here, outside the apply.
         config_yaml: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(**receiver_secrets).apply(lambda resolved: alertmanager_yaml(monitoring, resolved))
+            pulumi.Output.all(**receiver_secrets).apply(lambda resolved: alertmanager_yaml(routing, resolved))
         )
         alertmanager_config = k8s.core.v1.Secret(
             f"{name}-alertmanager-config",
@@ -260,7 +285,10 @@ class MonitoringStack(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=STACK_CHART_REPOSITORY),
             namespace=namespace_name,
             values=kube_prometheus_stack_values(
-                monitoring, args["environment"], args.get("storage_class", DEFAULT_STORAGE_CLASS)
+                args.get("prometheus_retention", DEFAULT_RETENTION),
+                args.get("prometheus_storage_gib", DEFAULT_STORAGE_GIB),
+                args["environment"],
+                args.get("storage_class", DEFAULT_STORAGE_CLASS),
             ),
             # A failed upgrade rolls back instead of leaving the cluster unwatched.
             atomic=True,
@@ -282,7 +310,7 @@ class MonitoringStack(pulumi.ComponentResource):
             atomic=True,
             opts=after_stack,
         )
-        for board in platform_dashboards():
+        for board in unique_dashboards([gpu_fleet_dashboard(), *args.get("dashboards", [])]):
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{board['uid']}",
                 metadata=in_namespace(f"dashboard-{board['uid']}", {DASHBOARD_LABEL: DASHBOARD_LABEL_VALUE}),

@@ -9,19 +9,18 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.subnet_plan import (
-    MAX_AZ_COUNT,
+from modelplane.components.subnet_plan import (
+    NatGateways,
     nat_gateway_azs,
     nat_gateway_for,
+    network_problems,
     plan_subnets,
     private_subnet_tags,
     public_subnet_tags,
 )
-from modelplane.config import NatGateways
 
 DEFAULT_CIDR = "10.0.0.0/16"
 DEFAULT_AZ_COUNT = 3
-MIN_AZ_COUNT = 2
 
 
 class NetworkArgs(TypedDict):
@@ -53,8 +52,9 @@ class Network(pulumi.ComponentResource):
         super().__init__("modelplane:network:Network", name, {}, opts)
         cluster_name = args["cluster_name"]
         az_count = args.get("az_count", DEFAULT_AZ_COUNT)
-        if not MIN_AZ_COUNT <= az_count <= MAX_AZ_COUNT:
-            raise ValueError(f"Network {name!r}: az_count={az_count}: must be {MIN_AZ_COUNT} to {MAX_AZ_COUNT}")
+        problems = network_problems(f"Network {name!r}", args.get("cidr", DEFAULT_CIDR), az_count)
+        if problems:
+            raise ValueError("; ".join(problems))
         nat_mode = NatGateways(args.get("nat_gateways", NatGateways.PER_AZ))
         layout = plan_subnets(args.get("cidr", DEFAULT_CIDR), az_count)
         tags = dict(args.get("tags", {}))

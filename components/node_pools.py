@@ -8,21 +8,23 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.gpu_catalog import GpuInstanceType, gpu_instance_type
-from components.gpu_nodes import (
+from modelplane.components.gpu_nodes import (
     GPU_TAINT,
-    POOL_LABEL,
     SYSTEM_AMI_TYPE,
-    SYSTEM_POOL_NAME,
+    AmiFamily,
+    CapacityType,
     ami_type_for,
     block_device_mappings,
     capacity_block_launch,
     efa_network_interfaces,
     gpu_node_labels,
+    gpu_pool_problems,
     metadata_options,
+    scaling_problems,
     uses_placement_group,
 )
-from modelplane.config import AmiFamily, CapacityType
+from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.terms.scheduling import POOL_LABEL, SYSTEM_POOL_NAME
 
 # Autoscalers own the desired size after creation; a later `up` must not reset it.
 _AUTOSCALED = ["scalingConfig.desiredSize"]
@@ -89,15 +91,10 @@ class GpuNodePoolArgs(TypedDict):
 
 
 def _scaling(at: str, min_size: int, max_size: int, desired_size: int | None) -> dict[str, int]:
-    if min_size < 0:
-        raise ValueError(f"{at}.min_size={min_size}: must be at least 0")
-    if max_size < min_size:
-        raise ValueError(f"{at}.max_size={max_size}: must be at least min_size ({min_size})")
-    if max_size < 1:
-        raise ValueError(f"{at}.max_size={max_size}: must be at least 1")
+    problems = scaling_problems(at, min_size, max_size, desired_size)
+    if problems:
+        raise ValueError("; ".join(problems))
     desired = min_size if desired_size is None else desired_size
-    if not min_size <= desired <= max_size:
-        raise ValueError(f"{at}.desired_size={desired}: must lie within min_size..max_size ({min_size}..{max_size})")
     return {"min_size": min_size, "max_size": max_size, "desired_size": desired}
 
 
@@ -174,15 +171,22 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelplane:compute:GpuNodePool", name, {}, opts)
         at = f"GpuNodePool {name!r}"
-        instance = _instance(at, args.get("instance_type", "g6.xlarge"))
         capacity_type = CapacityType(args.get("capacity_type", CapacityType.ON_DEMAND))
         ami_family = AmiFamily(args.get("ami_family", AmiFamily.AL2023))
         efa = args.get("efa", False)
-        scaling = _scaling(at, args.get("min_size", 0), args.get("max_size", 1), args.get("desired_size"))
-        _check_efa(at, instance, args)
         reservation_id = args.get("capacity_reservation_id")
-        if reservation_id and capacity_type is not CapacityType.CAPACITY_BLOCK:
-            raise ValueError(f"{at}.capacity_reservation_id={reservation_id!r}: only with CAPACITY_BLOCK")
+        problems = gpu_pool_problems(
+            at,
+            instance_type=args.get("instance_type", "g6.xlarge"),
+            capacity_type=capacity_type,
+            efa=efa,
+            capacity_reservation_id=reservation_id,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        instance = gpu_instance_type(args.get("instance_type", "g6.xlarge"))
+        scaling = _scaling(at, args.get("min_size", 0), args.get("max_size", 1), args.get("desired_size"))
+        _check_efa_wiring(at, args)
         try:
             capacity_block = capacity_block_launch(capacity_type, reservation_id)
             labels = gpu_node_labels(args["pool_name"], instance, args.get("labels"))
@@ -268,18 +272,9 @@ class GpuNodePool(pulumi.ComponentResource):
         return group
 
 
-def _instance(at: str, instance_type: str) -> GpuInstanceType:
-    try:
-        return gpu_instance_type(instance_type)
-    except KeyError as exc:
-        raise ValueError(f"{at}.instance_type={instance_type!r}: {exc.args[0]}") from None
-
-
-def _check_efa(at: str, instance: GpuInstanceType, args: GpuNodePoolArgs) -> None:
+def _check_efa_wiring(at: str, args: GpuNodePoolArgs) -> None:
     if not args.get("efa", False):
         return
-    if not instance.supports_efa:
-        raise ValueError(f"{at}.efa=True: {instance.name} has no EFA; pick an EFA instance type or set efa=False")
     for needed in ("vpc_id", "cluster_security_group_id"):
         if args.get(needed) is None:
             raise ValueError(f"{at}.{needed}=None: required with efa=True")

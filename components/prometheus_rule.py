@@ -15,7 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.alerting.rules import DURATION, RuleGroup, check_kubernetes_name, prometheus_rule_manifest
+from modelplane.components.alerting.rules import DURATION, RuleGroup, prometheus_rule_manifest
+from modelplane.terms.names import check_kubernetes_name
 
 API_VERSION = "monitoring.coreos.com/v1"
 MODELPLANE_LABELS: Mapping[str, str] = {"app.kubernetes.io/part-of": "modelplane"}

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-
-from modelplane.config import NatGateways
+from enum import StrEnum
 
 MIN_VPC_PREFIX = 16
 MAX_VPC_PREFIX = 20
+MIN_AZ_COUNT = 2
+"""EKS needs subnets in at least two AZs."""
 MAX_AZ_COUNT = 6
 # The VPC splits into 8 blocks: blocks 0-5 are the private subnets of AZs 0-5, block 6 is
 # cut into 8 public subnets (AZs 0-5 use 6), block 7 is kept free for later use (e.g. pods).
@@ -24,6 +25,31 @@ _PUBLIC_BITS = 3
 ELB_ROLE_TAG = "kubernetes.io/role/elb"
 INTERNAL_ELB_ROLE_TAG = "kubernetes.io/role/internal-elb"
 KARPENTER_DISCOVERY_TAG = "karpenter.sh/discovery"
+
+
+class NatGateways(StrEnum):
+    SINGLE = "single"
+    """One NAT gateway for all AZs: cheaper, one AZ's outage cuts egress."""
+    PER_AZ = "per_az"
+    """One NAT gateway per AZ: what production needs."""
+
+
+def network_problems(at: str, cidr: object, az_count: object) -> list[str]:
+    """Every problem of a VPC's CIDR and AZ count, each naming `at` (the config path), the value and the fix."""
+    problems = []
+    try:
+        vpc = ipaddress.IPv4Network(cidr)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{at}.cidr={cidr!r}: not an IPv4 network ({exc}); use e.g. '10.0.0.0/16'")
+    else:
+        if not MIN_VPC_PREFIX <= vpc.prefixlen <= MAX_VPC_PREFIX:
+            problems.append(
+                f"{at}.cidr={cidr!r}: prefix must be /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX} "
+                "to hold a subnet per AZ and role"
+            )
+    if isinstance(az_count, bool) or not isinstance(az_count, int) or not MIN_AZ_COUNT <= az_count <= MAX_AZ_COUNT:
+        problems.append(f"{at}.az_count={az_count!r}: must be {MIN_AZ_COUNT} to {MAX_AZ_COUNT}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -37,14 +63,10 @@ class AzSubnets:
 
 def plan_subnets(vpc_cidr: str, az_count: int) -> list[AzSubnets]:
     """One public and one (8x larger) private subnet per AZ; for a /16: private /19s, public /22s."""
-    try:
-        vpc = ipaddress.IPv4Network(vpc_cidr)
-    except ValueError as exc:
-        raise ValueError(f"cidr={vpc_cidr!r}: not an IPv4 network ({exc}); use e.g. '10.0.0.0/16'") from None
-    if not MIN_VPC_PREFIX <= vpc.prefixlen <= MAX_VPC_PREFIX:
-        raise ValueError(f"cidr={vpc_cidr!r}: prefix must be /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX}")
-    if not 1 <= az_count <= MAX_AZ_COUNT:
-        raise ValueError(f"az_count={az_count}: must be 1 to {MAX_AZ_COUNT}")
+    problems = network_problems("network", vpc_cidr, az_count)
+    if problems:
+        raise ValueError("; ".join(problems))
+    vpc = ipaddress.IPv4Network(vpc_cidr)
     blocks = list(vpc.subnets(prefixlen_diff=_PRIVATE_BITS))
     public = list(blocks[_PUBLIC_BLOCK].subnets(prefixlen_diff=_PUBLIC_BITS))
     return [AzSubnets(i, str(public[i]), str(blocks[i])) for i in range(az_count)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.alerting.gpu_rules import gpu_rules
-from components.alerting.inference_rules import InferenceObjectives, inference_rules
-from components.alerting.platform_rules import platform_rules
-from components.alerting.rules import RuleGroup
-from components.alerting.training_rules import TrainingAlertThresholds, training_rules
+from modelplane.components.alerting.gpu_rules import gpu_rules
+from modelplane.components.alerting.platform_rules import platform_rules
+from modelplane.components.alerting.rules import RuleGroup
+from modelplane.workloads.serving.alerts import InferenceObjectives, inference_rules
+from modelplane.workloads.training.alerts import TrainingAlertThresholds, training_rules
 
 EXAMPLE_POOL = "gpu-small"
 EXAMPLE_JOB = "sentiment-train"

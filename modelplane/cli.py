@@ -11,10 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from components.alerting.promtool import PromtoolMissingError
-from components.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
 from modelplane.alert_catalogue import alert_catalogue, markdown_table
 from modelplane.automation import Operation, PulumiCliMissing, run_operation
+from modelplane.components.alerting.promtool import PromtoolMissingError
 from modelplane.config import ConfigError
 from modelplane.local.monitoring import MonitoringToolMissing
 from modelplane.local.settings import LOCAL
@@ -23,7 +22,9 @@ from modelplane.plan.engine import plan_environment, write_plan
 from modelplane.plan.policy_check import check_plan, mandatory, planned_resources, violations_table
 from modelplane.plan.report import cost_table, counts_table, print_diff, resource_tree
 from modelplane.plan.rules import check_rule_files
+from modelplane.policy_config import write_pack_config
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
+from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
 
 app = typer.Typer(
     help="modelplane: a GPU machine-learning platform on AWS, as code.",
@@ -70,6 +71,7 @@ def plan(
     violations = check_plan(result)
     result.extras["violations"] = [v.to_json() for v in violations]
     files = write_plan(result, build_dir)
+    policy_config = write_pack_config(result.config, files.plan_json.parent)
     if not quiet:
         console.print(resource_tree(environment, result.resources))
     console.print(counts_table(result.resources))
@@ -77,7 +79,7 @@ def plan(
     out = files.plan_json.parent
     console.print(
         f"Wrote {files.plan_json}, {len(files.manifests)} manifests under {out}/manifests "
-        f"and {len(files.rules)} rule files under {out}/rules"
+        f"and {len(files.rules)} rule files under {out}/rules; the policy pack's config: {policy_config}"
     )
     for key in result.extras.get("unset_secrets", []):
         console.print(f"[yellow]note:[/yellow] secret {key} is not set; before `up`: pulumi config set --secret {key}")
@@ -146,8 +148,8 @@ def alerts(markdown: Annotated[bool, typer.Option("--markdown", help="Print as a
 
 def _drive(operation: Operation, environment: str, stacks_dir: Path) -> None:
     try:
-        environment_from_stack_file(read_stack_file(environment, stacks_dir))
-        run_operation(operation, environment, PROJECT_DIR)
+        env = environment_from_stack_file(read_stack_file(environment, stacks_dir))
+        run_operation(operation, env, PROJECT_DIR)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     except PulumiCliMissing as exc:

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.alerting.custom_rules import custom_rule_group
-from components.alerting.gpu_rules import gpu_rules
-from components.alerting.platform_rules import platform_rules
-from components.alerting.rules import RuleGroup
-from components.artifact_store import ArtifactStore, ArtifactStoreArgs
-from components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
-from components.container_registry import ContainerRegistry
-from components.device_plugin import NvidiaDevicePlugin
-from components.eks_cluster import EksCluster, EksNodeAddons
-from components.kubeflow_trainer import KubeflowTrainer
-from components.lustre_volume import LustreStorageClass
-from components.monitoring_stack import MonitoringStack
-from components.network import Network
-from components.node_pools import GpuNodePool, SystemNodePool
-from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig
-from workloads.serving.service import InferenceService, InferenceServiceArgs
-from workloads.serving.spec import Accelerator
-from workloads.spec_fields import repository_of
-from workloads.training.job import TrainingJob
-
-WORKLOAD_NAMESPACE = "ml"
-"""Namespace of training jobs, inference services and their data volumes."""
+from modelplane.components.alerting.custom_rules import custom_rule_group
+from modelplane.components.alerting.gpu_rules import gpu_rules
+from modelplane.components.alerting.platform_rules import platform_rules
+from modelplane.components.alerting.rules import RuleGroup
+from modelplane.components.artifact_store import ArtifactStore, ArtifactStoreArgs
+from modelplane.components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
+from modelplane.components.container_registry import ContainerRegistry
+from modelplane.components.device_plugin import NvidiaDevicePlugin
+from modelplane.components.eks_cluster import EksCluster, EksNodeAddons
+from modelplane.components.lustre_volume import LustreStorageClass
+from modelplane.components.monitoring_stack import MonitoringStack
+from modelplane.components.network import Network
+from modelplane.components.node_pools import GpuNodePool, SystemNodePool
+from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig, GpuNodePoolConfig
+from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
+from modelplane.workloads.serving.dashboard import inference_service_dashboard
+from modelplane.workloads.serving.service import InferenceService, InferenceServiceArgs
+from modelplane.workloads.serving.spec import Accelerator
+from modelplane.workloads.spec_fields import repository_of
+from modelplane.workloads.training.dashboard import training_run_dashboard
+from modelplane.workloads.training.job import TrainingJob
+from modelplane.workloads.training.runtime import KubeflowTrainer
 
 
 def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:
@@ -37,6 +38,11 @@ def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:
     if env.monitoring.custom_alerts:
         groups.append(custom_rule_group(env.monitoring.custom_alerts))
     return groups
+
+
+def workload_dashboards() -> list[dict[str, Any]]:
+    """The dashboards of the workloads the platform runs, beside the monitoring stack's own GPU fleet board."""
+    return [training_run_dashboard(), inference_service_dashboard()]
 
 
 def cluster_name_for(env: EnvironmentConfig) -> str:
@@ -55,6 +61,7 @@ class Platform:
     network: Network
     cluster: EksCluster
     kubernetes: k8s.Provider
+    system_pool: SystemNodePool
     gpu_pools: dict[str, GpuNodePool]
     artifacts: ArtifactStore
     registry: ContainerRegistry
@@ -62,22 +69,66 @@ class Platform:
 
 
 def deploy_platform(env: EnvironmentConfig) -> Platform:
+    """Every component of the environment, then its workloads."""
     tags = platform_tags(env)
-    cluster_name = cluster_name_for(env)
-    network = Network(
+    network = deploy_network(env, tags)
+    cluster = deploy_cluster(env, network, tags)
+    # Built here, from the cluster's outputs, and handed to every Kubernetes component through opts.
+    kubernetes = k8s.Provider("kubernetes", kubeconfig=cluster.kubeconfig, enable_server_side_apply=True)
+    system_pool = deploy_system_pool(env, network, cluster, tags)
+    node_addons = EksNodeAddons(
+        "node-addons",
+        {"cluster_name": cluster.cluster_name, "fsx_csi_driver": env.storage.fsx is not None, "tags": tags},
+        opts=pulumi.ResourceOptions(depends_on=[system_pool]),
+    )
+    gpu_pools = {pool.name: deploy_gpu_pool(pool, network, cluster, system_pool, tags) for pool in env.gpu_node_pools}
+    NvidiaDevicePlugin("nvidia-device-plugin", {}, opts=pulumi.ResourceOptions(provider=kubernetes))
+    block_storage = EncryptedBlockStorage(
+        "block-storage", {}, opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[node_addons])
+    )
+    monitoring = deploy_monitoring(
+        env, pulumi.ResourceOptions(provider=kubernetes, depends_on=[system_pool, node_addons, block_storage])
+    )
+    artifacts = deploy_artifacts(env, network, cluster, kubernetes, tags)
+    registry = ContainerRegistry(
+        "registry",
+        {
+            "name_prefix": cluster_name_for(env),
+            "repositories": env.registries.repositories,
+            "untagged_expiry_days": env.registries.untagged_expiry_days,
+            "tags": tags,
+        },
+    )
+    pulumi.export("cluster_name", cluster.cluster_name)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("artifact_bucket", artifacts.bucket_name)
+    pulumi.export("repository_urls", registry.repository_urls)
+    pulumi.export("grafana_url", monitoring.grafana_url)
+    platform = Platform(env, network, cluster, kubernetes, system_pool, gpu_pools, artifacts, registry, monitoring)
+    namespace = workload_namespace(platform)
+    deploy_training_jobs(platform, namespace)
+    deploy_inference_services(platform, namespace)
+    return platform
+
+
+def deploy_network(env: EnvironmentConfig, tags: dict[str, str]) -> Network:
+    return Network(
         "network",
         {
-            "cluster_name": cluster_name,
+            "cluster_name": cluster_name_for(env),
             "cidr": env.network.cidr,
             "az_count": env.network.az_count,
             "nat_gateways": env.network.nat_gateways,
             "tags": tags,
         },
     )
-    cluster = EksCluster(
+
+
+def deploy_cluster(env: EnvironmentConfig, network: Network, tags: dict[str, str]) -> EksCluster:
+    return EksCluster(
         "cluster",
         {
-            "cluster_name": cluster_name,
+            "cluster_name": cluster_name_for(env),
             "kubernetes_version": env.cluster.kubernetes_version,
             "subnet_ids": network.private_subnet_ids,
             "endpoint_access": env.cluster.endpoint_access,
@@ -87,11 +138,12 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
             "tags": tags,
         },
     )
-    # Built here, from the cluster's outputs, and handed to every Kubernetes component through opts.
-    kubernetes = k8s.Provider("kubernetes", kubeconfig=cluster.kubeconfig, enable_server_side_apply=True)
-    on_cluster = pulumi.ResourceOptions(provider=kubernetes)
 
-    system_pool = SystemNodePool(
+
+def deploy_system_pool(
+    env: EnvironmentConfig, network: Network, cluster: EksCluster, tags: dict[str, str]
+) -> SystemNodePool:
+    return SystemNodePool(
         "system-nodes",
         {
             "cluster_name": cluster.cluster_name,
@@ -104,55 +156,61 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
             "tags": tags,
         },
     )
-    node_addons = EksNodeAddons(
-        "node-addons",
-        {"cluster_name": cluster.cluster_name, "fsx_csi_driver": env.storage.fsx is not None, "tags": tags},
+
+
+def deploy_gpu_pool(
+    pool: GpuNodePoolConfig, network: Network, cluster: EksCluster, system_pool: SystemNodePool, tags: dict[str, str]
+) -> GpuNodePool:
+    return GpuNodePool(
+        f"gpu-{pool.name}",
+        {
+            "cluster_name": cluster.cluster_name,
+            "node_role_arn": cluster.node_role_arn,
+            "subnet_ids": network.private_subnet_ids,
+            "vpc_id": network.vpc_id,
+            "cluster_security_group_id": cluster.cluster_security_group_id,
+            "pool_name": pool.name,
+            "instance_type": pool.instance_type,
+            "capacity_type": pool.capacity_type,
+            "min_size": pool.min_size,
+            "max_size": pool.max_size,
+            "desired_size": pool.desired_size if pool.desired_size is not None else pool.min_size,
+            "disk_size_gib": pool.disk_size_gib,
+            "ami_family": pool.ami_family,
+            "efa": pool.efa,
+            "capacity_reservation_id": pool.capacity_reservation_id,
+            "labels": pool.labels,
+            "tags": tags,
+        },
         opts=pulumi.ResourceOptions(depends_on=[system_pool]),
     )
-    gpu_pools = {
-        pool.name: GpuNodePool(
-            f"gpu-{pool.name}",
-            {
-                "cluster_name": cluster.cluster_name,
-                "node_role_arn": cluster.node_role_arn,
-                "subnet_ids": network.private_subnet_ids,
-                "vpc_id": network.vpc_id,
-                "cluster_security_group_id": cluster.cluster_security_group_id,
-                "pool_name": pool.name,
-                "instance_type": pool.instance_type,
-                "capacity_type": pool.capacity_type,
-                "min_size": pool.min_size,
-                "max_size": pool.max_size,
-                "desired_size": pool.desired_size if pool.desired_size is not None else pool.min_size,
-                "disk_size_gib": pool.disk_size_gib,
-                "ami_family": pool.ami_family,
-                "efa": pool.efa,
-                "capacity_reservation_id": pool.capacity_reservation_id,
-                "labels": pool.labels,
-                "tags": tags,
-            },
-            opts=pulumi.ResourceOptions(depends_on=[system_pool]),
-        )
-        for pool in env.gpu_node_pools
-    }
-    NvidiaDevicePlugin("nvidia-device-plugin", {}, opts=on_cluster)
-    block_storage = EncryptedBlockStorage(
-        "block-storage", {}, opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[node_addons])
-    )
+
+
+def deploy_monitoring(env: EnvironmentConfig, opts: pulumi.ResourceOptions) -> MonitoringStack:
+    """The monitoring stack, its secrets read from the stack's secret config."""
     config = pulumi.Config(CONFIG_NAMESPACE)
-    monitoring = MonitoringStack(
+    monitoring = env.monitoring
+    return MonitoringStack(
         "monitoring",
         {
-            "monitoring": env.monitoring,
             "environment": env.name,
-            "grafana_admin_password": config.require_secret(env.monitoring.grafana_admin_password_secret),
-            "receiver_secrets": {r.secret: config.require_secret(r.secret) for r in env.monitoring.receivers},
+            "routing": monitoring.routing(),
+            "prometheus_retention": monitoring.prometheus_retention,
+            "prometheus_storage_gib": monitoring.prometheus_storage_gib,
+            "dashboards": workload_dashboards(),
+            "grafana_admin_password": config.require_secret(monitoring.grafana_admin_password_secret),
+            "receiver_secrets": {r.secret: config.require_secret(r.secret) for r in monitoring.receivers},
             "rule_groups": platform_rule_groups(env),
             "storage_class": DEFAULT_STORAGE_CLASS,
         },
-        opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[system_pool, node_addons, block_storage]),
+        opts=opts,
     )
 
+
+def deploy_artifacts(
+    env: EnvironmentConfig, network: Network, cluster: EksCluster, kubernetes: k8s.Provider, tags: dict[str, str]
+) -> ArtifactStore:
+    """The artifact bucket and, when configured, the Lustre file system linked to it with its storage class."""
     first_private_subnet = network.private_subnet_ids.apply(lambda ids: ids[0])
     store_args: ArtifactStoreArgs = {
         "bucket_prefix": f"modelplane-{env.name}-artifacts-",
@@ -160,17 +218,18 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
         "force_destroy": env.storage.force_destroy,
         "tags": tags,
     }
-    if env.storage.fsx is not None:
+    fsx = env.storage.fsx
+    if fsx is not None:
         store_args["fsx"] = {
             "subnet_id": first_private_subnet,
-            "storage_capacity_gib": env.storage.fsx.storage_capacity_gib,
-            "throughput_per_tib": env.storage.fsx.throughput_per_tib,
-            "import_prefix": env.storage.fsx.import_prefix,
+            "storage_capacity_gib": fsx.storage_capacity_gib,
+            "throughput_per_tib": fsx.throughput_per_tib,
+            "import_prefix": fsx.import_prefix,
             "vpc_id": network.vpc_id,
             "vpc_cidr": env.network.cidr,
         }
     artifacts = ArtifactStore("artifacts", store_args)
-    if env.storage.fsx is not None:
+    if fsx is not None:
         assert artifacts.fsx_file_system_id and artifacts.fsx_dns_name and artifacts.fsx_mount_name
         LustreStorageClass(
             "lustre",
@@ -181,30 +240,11 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
                 "dns_name": artifacts.fsx_dns_name,
                 "mount_name": artifacts.fsx_mount_name,
                 "namespace": WORKLOAD_NAMESPACE,
-                "storage_capacity_gib": env.storage.fsx.storage_capacity_gib,
+                "storage_capacity_gib": fsx.storage_capacity_gib,
             },
-            opts=on_cluster,
+            opts=pulumi.ResourceOptions(provider=kubernetes),
         )
-    registry = ContainerRegistry(
-        "registry",
-        {
-            "name_prefix": cluster_name,
-            "repositories": env.registries.repositories,
-            "untagged_expiry_days": env.registries.untagged_expiry_days,
-            "tags": tags,
-        },
-    )
-
-    pulumi.export("cluster_name", cluster.cluster_name)
-    pulumi.export("kubeconfig", cluster.kubeconfig)
-    pulumi.export("artifact_bucket", artifacts.bucket_name)
-    pulumi.export("repository_urls", registry.repository_urls)
-    pulumi.export("grafana_url", monitoring.grafana_url)
-    platform = Platform(env, network, cluster, kubernetes, gpu_pools, artifacts, registry, monitoring)
-    namespace = workload_namespace(platform)
-    deploy_training_jobs(platform, system_pool, namespace)
-    deploy_inference_services(platform, namespace)
-    return platform
+    return artifacts
 
 
 def repository_url(registry: ContainerRegistry, repository: str) -> pulumi.Output[str]:
@@ -224,16 +264,16 @@ def workload_namespace(platform: Platform) -> k8s.core.v1.Namespace | None:
     )
 
 
-def deploy_training_jobs(
-    platform: Platform, system_pool: SystemNodePool, namespace: k8s.core.v1.Namespace | None
-) -> None:
+def deploy_training_jobs(platform: Platform, namespace: k8s.core.v1.Namespace | None) -> None:
     """Kubeflow Trainer and one TrainingJob per `training_jobs` entry, when the environment declares any."""
     env = platform.env
     if not env.training_jobs:
         return
     assert namespace is not None, "workload_namespace exists whenever training jobs do"
     trainer = KubeflowTrainer(
-        "kubeflow-trainer", {}, opts=pulumi.ResourceOptions(provider=platform.kubernetes, depends_on=[system_pool])
+        "kubeflow-trainer",
+        {},
+        opts=pulumi.ResourceOptions(provider=platform.kubernetes, depends_on=[platform.system_pool]),
     )
     for job in env.training_jobs:
         pool = env.gpu_pool(job.gpu_pool)

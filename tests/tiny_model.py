@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workloads.training.synthetic import COMPANIES, METRICS, TEMPLATES
+from modelplane.workloads.training.synthetic import COMPANIES, METRICS, TEMPLATES
 
 if TYPE_CHECKING:
     from transformers import BertConfig

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import re
 
-DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
 ARTIFACT_PATH = re.compile(r"^(s3://[a-z0-9.-]+/)?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
 IMAGE_REFERENCE = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*(:[A-Za-z0-9._-]{1,128}|@sha256:[a-f0-9]{64})$")
 RESERVED_ENV_PREFIX = "MODELPLANE_"
-
-
-def dns_label(value: str) -> str:
-    """A workload's name: it names Kubernetes objects, metrics labels and alerts."""
-    if not DNS_LABEL.match(value):
-        raise ValueError("must be a DNS label of at most 40 characters: lowercase letters, digits, '-'")
-    return value
 
 
 def pinned_image(value: str, example: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from components.alerting.rules import AlertRule, RuleGroup, Severity
+from modelplane.components.alerting.rules import AlertRule, RuleGroup, Severity
 
 CUSTOM_GROUP_NAME = "modelplane-custom"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.alerting.rules import AlertRule, RuleGroup, Severity, promql_number, runbook_url
+from modelplane.components.alerting.rules import AlertRule, RuleGroup, Severity, promql_number, runbook_url
 
 GPU_CAPACITY = 'kube_node_status_capacity{resource="nvidia_com_gpu"}'
 """kube-state-metrics' GPU count per node, used to tell 'no GPU nodes' from 'exporter missing'."""

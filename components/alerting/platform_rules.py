@@ -8,18 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from components.alerting.rules import (
-    AlertRule,
-    RuleGroup,
-    Severity,
-    check_kubernetes_name,
-    promql_number,
-    runbook_url,
-)
+from modelplane.components.alerting.rules import AlertRule, RuleGroup, Severity, promql_number, runbook_url
+from modelplane.terms.names import check_kubernetes_name
+from modelplane.terms.scheduling import POOL_LABEL
 
-POOL_NODE_LABEL = "modelplane.io/pool"
 # kube-state-metrics turns a node label into `label_` + the name with every non-alphanumeric as '_'.
-POOL_METRIC_LABEL = "label_modelplane_io_pool"
+POOL_METRIC_LABEL = "label_" + "".join(c if c.isalnum() else "_" for c in POOL_LABEL)
 
 
 def platform_rules(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.alerting.rules import AlertRule, RuleGroup, rules_yaml
+from modelplane.components.alerting.rules import AlertRule, RuleGroup, rules_yaml
 
 INSTALL_HINT = "install it with `apt-get install prometheus` (Debian/Ubuntu) or from prometheus.io/download"
 PROMTOOL_TIMEOUT_SECONDS = 120

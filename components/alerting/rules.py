@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from modelplane.terms.names import check_kubernetes_name
+
 RUNBOOK_BASE_URL = "https://modelplane.dev/runbooks"
 """Where runbooks are published: one page per alert, named after the alert."""
 
@@ -23,7 +25,6 @@ RECORD_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Prometheus durations: units largest first, each at most once, e.g. 1h30m; "0s" means "at once".
 DURATION = re.compile(r"^(?!$)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
-KUBERNETES_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 RESERVED_LABELS = frozenset({"alertname", "severity"})
 
 
@@ -34,22 +35,6 @@ class Severity(StrEnum):
     """Opens a ticket for working hours."""
     INFO = "info"
     """Shown on dashboards; notifies nobody."""
-
-
-class MetricKind(StrEnum):
-    COUNTER = "counter"
-    GAUGE = "gauge"
-    HISTOGRAM = "histogram"
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric a workload must export for its rules to work."""
-
-    kind: MetricKind
-    help: str
-    labels: tuple[str, ...]
-    """Label names the workload sets itself (scrape-time labels such as `service` are not listed)."""
 
 
 @dataclass(frozen=True)
@@ -140,13 +125,6 @@ def runbook_url(alert: str) -> str:
 def promql_number(value: float) -> str:
     """A float as PromQL reads it back exactly enough: `0.001`, not `0.0010000000000000009`."""
     return f"{value:.10g}"
-
-
-def check_kubernetes_name(what: str, value: str) -> str:
-    """`value` unchanged when it is a DNS-1123 label, so it can sit inside a PromQL string unescaped."""
-    if not KUBERNETES_NAME.match(value):
-        raise ValueError(f"{what}={value!r}: must be a Kubernetes name: lowercase letters, digits, '-', at most 63")
-    return value
 
 
 def _rule_dict(rule: Rule) -> dict[str, Any]:

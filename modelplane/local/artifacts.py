@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workloads import storage
-from workloads.training.kubernetes import artifact_uri
-from workloads.training.spec import TrainingJobSpec
+from modelplane.workloads import storage
+from modelplane.workloads.training.kubernetes import artifact_uri
+from modelplane.workloads.training.spec import TrainingJobSpec
 
 
 def bundled_base_model() -> Path:
@@ -27,7 +27,7 @@ def seed_base_model(job: TrainingJobSpec, artifact_root: str) -> str | None:
 
 def seed_dataset(job: TrainingJobSpec, artifact_root: str, rows: int) -> str | None:
     """Write the synthetic example dataset to the job's `dataset` path when it is missing; the URI seeded, else None."""
-    from workloads.training.synthetic import jsonl_text, synthetic_rows
+    from modelplane.workloads.training.synthetic import jsonl_text, synthetic_rows
 
     uri = artifact_uri(job.dataset, artifact_root)
     if storage.exists(uri):

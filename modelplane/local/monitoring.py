@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from components.alerting.rules import RuleGroup, render_rules_file
+from modelplane.components.alerting.rules import RuleGroup, render_rules_file
 from modelplane.local.processes import ManagedProcess, start
 
 INSTALL_HINT = "install them with `apt-get install -y --no-install-recommends prometheus prometheus-alertmanager`"

@@ -10,22 +10,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.alerting.inference_rules import inference_rules
-from components.alerting.rules import RuleGroup
-from components.alerting.training_rules import training_rules
+from modelplane.components.alerting.rules import RuleGroup
 from modelplane.local import monitoring
 from modelplane.local.artifacts import seed_base_model, seed_dataset
 from modelplane.local.processes import LocalState, ManagedProcess, free_port, is_alive, start, stop, wait_for
 from modelplane.local.settings import LocalSettings
 from modelplane.local.warmup import LatencyReport, warm_up
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
-from workloads import storage
-from workloads.model_artifact import ModelManifest
-from workloads.serving.kubernetes import server_arguments
-from workloads.serving.spec import InferenceServiceSpec
-from workloads.training.deepspeed_config import ds_config_for, settings_from
-from workloads.training.kubernetes import artifact_uri, trainer_arguments
-from workloads.training.spec import TrainingJobSpec
+from modelplane.workloads import storage
+from modelplane.workloads.model_artifact import ModelManifest
+from modelplane.workloads.serving.alerts import inference_rules
+from modelplane.workloads.serving.kubernetes import server_arguments
+from modelplane.workloads.serving.spec import InferenceServiceSpec
+from modelplane.workloads.training.alerts import training_rules
+from modelplane.workloads.training.deepspeed_config import ds_config_for, settings_from
+from modelplane.workloads.training.kubernetes import artifact_uri, trainer_arguments
+from modelplane.workloads.training.spec import TrainingJobSpec
 
 STATE_FILE = "state.json"
 SUMMARY_FILE = "summary.json"
@@ -103,7 +103,7 @@ def _train(plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_por
         sys.executable, "-m", "torch.distributed.run",
         "--nproc_per_node", str(plan.settings.training.processes),
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "--module", "workloads.training",
+        "--module", "modelplane.workloads.training.trainer",
         *trainer_arguments(job, plan.artifact_root, str(config_path), metrics_port),
         "--metrics-address", "127.0.0.1",
         # Local Prometheus scrapes every second: a few seconds are enough for the last values.
@@ -213,7 +213,7 @@ def write_summary(path: Path, summary: Summary, state: LocalState) -> None:
 
 def _serve(plan: LocalPlan, service: InferenceServiceSpec, state: LocalState, port: int) -> str:
     command = [
-        sys.executable, "-m", "workloads.serving",
+        sys.executable, "-m", "modelplane.workloads.serving.server",
         *server_arguments(service, plan.artifact_root, port),
         "--host", "127.0.0.1",
         "--model-cache-dir", str(plan.state_dir / "work" / f"serve-{service.name}"),

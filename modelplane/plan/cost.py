@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from components.gpu_catalog import HOURS_PER_MONTH, PRICE_DATE, PRICE_SOURCE, gpu_instance_type
 from modelplane.config import EnvironmentConfig, pool_max_gpus, pool_max_monthly_cost
+from modelplane.terms.gpu_catalog import HOURS_PER_MONTH, PRICE_DATE, PRICE_SOURCE, gpu_instance_type
 
 
 @dataclass(frozen=True)

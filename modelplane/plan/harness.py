@@ -1,54 +1,57 @@
-"""Run a Pulumi program under mocks and collect what it registered."""
+"""Run a Pulumi program under mocks and collect what it registered, through the SDK's public testing API only."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import pulumi
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.mocks import MockMonitor
 
 from modelplane.plan.mocks import PlanMocks, RecordedResource, RecordingMonitor
 
 PROJECT = "modelplane"
 
 
-def _ensure_open_event_loop() -> None:
-    """The SDK runs on the thread's current loop; code that ran before (asyncio.run) may have closed it."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        loop = None
-    if loop is None or loop.is_closed():
-        asyncio.set_event_loop(asyncio.new_event_loop())
+def run_with_mocks(
+    program: Callable[[], object],
+    mocks: pulumi.runtime.Mocks,
+    monitor: MockMonitor,
+    stack: str,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+) -> None:
+    """Run `program` against `monitor` as the engine would (not a preview), until everything it started is done.
 
+    Each run starts clean, whatever ran before in the process: its own event loop, closed with any task left
+    over; a new root stack; exactly `config` and `secret_keys`.
+    """
+    with asyncio.Runner() as runner:
+        # The Runner makes its loop the thread's current one, which is where the SDK schedules its work.
+        runner.get_loop()
+        # reset_options also forgets the previous run's root stack, so set_mocks registers a new one for `stack`.
+        pulumi.runtime.reset_options(project=PROJECT, stack=stack, preview=False)
+        # Mocks are set before the program runs, so every resource it creates registers with `monitor`.
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(config or {}, secret_keys or [])
 
-def install_mocks(
-    stack: str, config: dict[str, str], region: str = "us-east-1", secret_keys: list[str] | None = None
-) -> RecordingMonitor:
-    """Point the Pulumi runtime at a fresh recording mock engine for `stack`."""
-    mocks = PlanMocks(region)
-    monitor = RecordingMonitor(mocks)
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(config, secret_keys)
-    return monitor
+        # The SDK's test decorator waits for every registration and every apply the program started.
+        @pulumi.runtime.test
+        def run() -> None:
+            program()
+
+        run()
 
 
 def run_under_mocks(
-    program: Callable[[], Any],
+    program: Callable[[], object],
     stack: str,
     config: dict[str, str],
     region: str = "us-east-1",
     secret_keys: list[str] | None = None,
 ) -> list[RecordedResource]:
-    """Run `program` as the engine would and return every resource it registered, in order."""
-    _ensure_open_event_loop()
-    monitor = install_mocks(stack, config, region, secret_keys)
-    settings.SETTINGS.rpc_manager.clear()
-    settings.SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(program))
-    return list(monitor.recorded)
+    """Run `program` under the plan's mocks and return every resource it registered, in tree order."""
+    mocks = PlanMocks(region)
+    monitor = RecordingMonitor(mocks)
+    run_with_mocks(program, mocks, monitor, stack, config, secret_keys)
+    return monitor.recorded()

@@ -2,19 +2,23 @@
 
 The mock monitor records what the engine would receive for each resource (type, name,
 parent, inputs, dependencies, provider) so the plan can show it, diff it and check it.
-Providers' computed outputs get plausible, deterministic placeholder values.
+Providers' computed outputs get plausible, deterministic placeholder values, and the
+record is the same from run to run: see `in_tree_order` and `_recorded_value`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from google.protobuf import json_format
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime import MockCallArgs, MockResourceArgs
+from pulumi.runtime.mocks import MockMonitor
 
 ACCOUNT_ID = "123456789012"
 SECRET_PLACEHOLDER = "[secret]"
@@ -38,17 +42,42 @@ class RecordedResource:
     provider: str = ""
 
 
-def _redact(value: Any) -> Any:
-    """Replace secret-wrapped values with a placeholder so no secret reaches the plan."""
+def _recorded_value(value: Any) -> Any:
+    """`value` as the plan holds it: secrets as a placeholder, so none reaches the plan; unknowns marked; and
+    object keys sorted, because the order of a protobuf Struct's keys depends on the protobuf backend."""
     if isinstance(value, dict):
         if value.get(_SECRET_SIG_KEY) == _SECRET_SIG:
             return SECRET_PLACEHOLDER
-        return {k: _redact(v) for k, v in value.items()}
+        return {key: _recorded_value(value[key]) for key in sorted(value)}
     if isinstance(value, list):
-        return [_redact(v) for v in value]
+        return [_recorded_value(item) for item in value]
     if value == _UNKNOWN:
         return "[unknown]"
     return value
+
+
+def in_tree_order(resources: Iterable[RecordedResource]) -> list[RecordedResource]:
+    """Depth first, each parent before its children, siblings by type then name.
+
+    The SDK registers resources from a thread pool, so the order they arrive in changes from run
+    to run; this order depends only on what was registered. A resource whose parent was not
+    recorded (the root stack's children, default providers) is a root.
+    """
+    resources = list(resources)
+    recorded_urns = {resource.urn for resource in resources}
+    children: defaultdict[str, list[RecordedResource]] = defaultdict(list)
+    for resource in resources:
+        children[resource.parent if resource.parent in recorded_urns else ""].append(resource)
+    ordered: list[RecordedResource] = []
+
+    def add_children_of(urn: str) -> None:
+        # Popped, so a URN registered twice (an error the real engine would refuse) still lists its children once.
+        for child in sorted(children.pop(urn, []), key=lambda resource: (resource.type, resource.name)):
+            ordered.append(child)
+            add_children_of(child.urn)
+
+    add_children_of("")
+    return ordered
 
 
 class RecordingMonitor(MockMonitor):
@@ -56,7 +85,11 @@ class RecordingMonitor(MockMonitor):
 
     def __init__(self, mocks: pulumi.runtime.Mocks):
         super().__init__(mocks)
-        self.recorded: list[RecordedResource] = []
+        self._arrivals: list[RecordedResource] = []
+
+    def recorded(self) -> list[RecordedResource]:
+        """Every resource registered so far (the root stack aside), in tree order."""
+        return in_tree_order(self._arrivals)
 
     def make_urn(self, parent: str, type_: str, name: str) -> str:
         # The engine leaves the root stack out of its children's type chain.
@@ -68,14 +101,14 @@ class RecordingMonitor(MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             raw_inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
-            self.recorded.append(
+            self._arrivals.append(
                 RecordedResource(
                     urn=response.urn,
                     type=request.type,
                     name=request.name,
                     parent=request.parent,
                     custom=bool(request.custom),
-                    inputs=_redact(raw_inputs),
+                    inputs=_recorded_value(raw_inputs),
                     dependencies=sorted(set(request.dependencies)),
                     provider=request.provider,
                 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from inspect import isawaitable
@@ -33,16 +32,11 @@ from pulumi_policy.policy import _NotApplicableError
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 from rich.table import Table
 
-from modelplane.config import EnvironmentConfig
 from modelplane.plan.engine import Plan
-from policies.rules.catalog import pack_policies
-from policies.rules.environment import environment_policy_config
+from modelplane.policies.rules.catalog import pack_policies
+from modelplane.policy_config import pack_config
 
-POLICY_PACK_DIR = Path(__file__).resolve().parents[2] / "policies" / "modelplane_platform"
-STRICTEST_ENVIRONMENT = "prod"
-"""An environment without a policy config file of its own is checked as prod is."""
 PLAN_UNKNOWN = "[unknown]"
-LEVELS = ("advisory", "mandatory", "remediate", "disabled")
 
 _NOT_RUN = (UnknownValueError, _NotApplicableError)
 """What the engine turns into a diagnostic, not a violation: a value not yet known, or `not_applicable`."""
@@ -144,20 +138,6 @@ def run_policy(policy: Policy, resources: Sequence[PlannedResource], config: Map
     return reports
 
 
-def policy_config_file(environment: str, pack_dir: Path = POLICY_PACK_DIR) -> Path:
-    path = pack_dir / "config" / f"{environment}.json"
-    return path if path.is_file() else pack_dir / "config" / f"{STRICTEST_ENVIRONMENT}.json"
-
-
-def pack_config(env: EnvironmentConfig, config_file: Path) -> dict[str, Any]:
-    """The pack config the engine would get: the environment's file, plus the values derived from `env`."""
-    config: dict[str, Any] = json.loads(config_file.read_text())
-    for rule, properties in environment_policy_config(env).items():
-        entry = config.get(rule)
-        config[rule] = {**(entry if isinstance(entry, dict) else {}), **properties}
-    return config
-
-
 def _level_of(entry: Any) -> str | None:
     level = entry.get("enforcementLevel") if isinstance(entry, dict) else entry
     return str(level) if level is not None else None
@@ -193,7 +173,7 @@ def planned_resources(plan: Plan) -> list[dict[str, Any]]:
 
 def check_plan(plan: Plan, config_file: Path | None = None) -> list[Violation]:
     """The plan's violations, with the environment's policy config (`config/ENV.json`, else prod's)."""
-    config = pack_config(plan.config, config_file or policy_config_file(plan.environment))
+    config = pack_config(plan.config, config_file)
     return check_resources(planned_resources(plan), config)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from components.alerting import promtool
+from modelplane.components.alerting import promtool
 from modelplane.plan.manifests import manifest_filename, manifests_of_kind
 from modelplane.plan.mocks import RecordedResource
 

@@ -6,7 +6,7 @@ their children, and their Kubernetes objects are children too, so these are stac
 Alertmanager's routing lives in a Kubernetes Secret, whose content neither the engine nor the plan
 shows. Whether prod routes `critical` somewhere is therefore taken from the environment's own config
 (`modelplane:monitoring.receivers`), handed to the rule as policy config `criticalReceivers` (see
-`policies.rules.environment`).
+`modelplane.policies.rules.environment`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules.pod_specs import TRAIN_JOB_TYPE
-from policies.rules.props import as_dict, as_list, dig, is_unknown
-from policies.rules.rule import Finding, ResourceRule, Rule, StackResource, StackRule, children_of
+from modelplane.policies.rules.pod_specs import TRAIN_JOB_TYPE
+from modelplane.policies.rules.props import as_dict, as_list, dig, is_unknown
+from modelplane.policies.rules.rule import Finding, ResourceRule, Rule, StackResource, StackRule, children_of
 
 PROMETHEUS_RULE_TYPE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 INFERENCE_SERVICE_TYPE = "modelplane:workloads:InferenceService"

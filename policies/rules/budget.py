@@ -1,7 +1,7 @@
 """Budget rules over all GPU node groups together, at their max size: GPU count and monthly on-demand cost.
 
 The limits are the environment's own `modelplane:budget`, handed to the rules as policy config
-(`maxGpus`, `maxMonthlyGpuCostUsd`, and negotiated `hourlyRates` by pool); see `policies.rules.environment`.
+(`maxGpus`, `maxMonthlyGpuCostUsd`, and negotiated `hourlyRates` by pool); see `modelplane.policies.rules.environment`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from components.gpu_catalog import GPU_INSTANCE_TYPES, monthly_cost_usd
-from components.gpu_nodes import POOL_LABEL
-from policies.rules.nodes import NODE_GROUP_TYPES, is_gpu_node_group
-from policies.rules.props import as_dict, as_list, dig, is_unknown
-from policies.rules.rule import Finding, Rule, StackResource, StackRule
+from modelplane.policies.rules.nodes import NODE_GROUP_TYPES, is_gpu_node_group
+from modelplane.policies.rules.props import as_dict, as_list, dig, is_unknown
+from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule
+from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, monthly_cost_usd
+from modelplane.terms.scheduling import POOL_LABEL
 
 
 def _gpu_node_groups(resources: list[StackResource]) -> list[StackResource]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from policies.rules import alerting, budget, cluster, exposure, iam, nodes, registry, storage, workloads
-from policies.rules.rule import Rule
+from modelplane.policies.rules import alerting, budget, cluster, exposure, iam, nodes, registry, storage, workloads
+from modelplane.policies.rules.rule import Rule
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_LEVELS = {"dev": "advisory", "staging": "mandatory", "prod": "mandatory"}

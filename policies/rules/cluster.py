@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules.props import as_list, dig, is_true, is_unknown
-from policies.rules.rule import ResourceRule, Rule
+from modelplane.policies.rules.props import as_list, dig, is_true, is_unknown
+from modelplane.policies.rules.rule import ResourceRule, Rule
 
 CLUSTER_TYPES = frozenset({"aws:eks/cluster:Cluster"})
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")

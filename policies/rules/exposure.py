@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules.props import as_dict, dig, is_unknown
-from policies.rules.rule import ResourceRule, Rule
+from modelplane.policies.rules.props import as_dict, dig, is_unknown
+from modelplane.policies.rules.rule import ResourceRule, Rule
 
 SERVICE_TYPES = frozenset({"kubernetes:core/v1:Service"})
 HELM_TYPES = frozenset({"kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart", "kubernetes:helm.sh/v3:Chart"})

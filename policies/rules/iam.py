@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules.props import as_dict, is_unknown
-from policies.rules.rule import ResourceRule, Rule
+from modelplane.policies.rules.props import as_dict, is_unknown
+from modelplane.policies.rules.rule import ResourceRule, Rule
 
 POLICY_DOCUMENT_TYPES = frozenset(
     {

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from components.gpu_catalog import GPU_INSTANCE_TYPES
-from components.gpu_nodes import GPU_PRESENT_LABEL, GPU_TAINT, GPU_TAINT_KEY
-from policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
-from policies.rules.rule import ResourceRule, Rule
+from modelplane.policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
+from modelplane.policies.rules.rule import ResourceRule, Rule
+from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES
+from modelplane.terms.scheduling import EKS_GPU_TAINT_EFFECT, GPU_PRESENT_LABEL, GPU_TAINT_KEY, GPU_TAINT_VALUE
 
 LAUNCH_TEMPLATE_TYPES = frozenset({"aws:ec2/launchTemplate:LaunchTemplate"})
 NODE_GROUP_TYPES = frozenset({"aws:eks/nodeGroup:NodeGroup"})
@@ -57,8 +57,8 @@ def _encrypted_volumes(_type: str, props: dict[str, Any], _config: Mapping[str, 
 def _tolerated_taint(taint: Any) -> bool:
     return (
         dig(taint, "key") == GPU_TAINT_KEY
-        and dig(taint, "effect") == GPU_TAINT["effect"]
-        and dig(taint, "value") in (GPU_TAINT["value"], None)
+        and dig(taint, "effect") == EKS_GPU_TAINT_EFFECT
+        and dig(taint, "value") in (GPU_TAINT_VALUE, None)
     )
 
 
@@ -67,7 +67,7 @@ def _gpu_taint(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) ->
     if not is_gpu_node_group(props) or is_unknown(taints) or any(_tolerated_taint(t) for t in as_list(taints)):
         return []
     return [
-        f"GPU node group lacks the taint {GPU_TAINT_KEY}={GPU_TAINT['value']}:{GPU_TAINT['effect']}; "
+        f"GPU node group lacks the taint {GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{EKS_GPU_TAINT_EFFECT}; "
         "without it any pod lands on (and pays for) GPU nodes"
     ]
 

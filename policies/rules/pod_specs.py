@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.rules.props import as_dict, as_list, dig
+from modelplane.policies.rules.props import as_dict, as_list, dig
 
 POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:apps/v1:Deployment": ("spec", "template", "spec"),

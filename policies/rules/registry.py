@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from policies.rules.props import dig, is_true, is_unknown
-from policies.rules.rule import ResourceRule, Rule
+from modelplane.policies.rules.props import dig, is_true, is_unknown
+from modelplane.policies.rules.rule import ResourceRule, Rule
 
 REPOSITORY_TYPES = frozenset({"aws:ecr/repository:Repository"})
 

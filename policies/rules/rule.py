@@ -20,7 +20,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policies.rules.props import plain
+from modelplane.policies.rules.props import plain
 
 ResourceCheck = Callable[[str, dict[str, Any], Mapping[str, Any]], list[str]]
 """(resource type, inputs as plain data, the rule's config) -> violation messages."""

@@ -13,8 +13,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
-from policies.rules.rule import Finding, Rule, StackResource, StackRule
+from modelplane.policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
+from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule
 
 BUCKET_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
 ENCRYPTION_TYPES = frozenset(

@@ -13,10 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from components.gpu_nodes import GPU_TAINT_EFFECT, GPU_TAINT_KEY, GPU_TAINT_VALUE
-from policies.rules.pod_specs import WORKLOAD_TYPES, Container, PodTemplate, pod_templates
-from policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
-from policies.rules.rule import ResourceRule, Rule
+from modelplane.policies.rules.pod_specs import WORKLOAD_TYPES, Container, PodTemplate, pod_templates
+from modelplane.policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
+from modelplane.policies.rules.rule import ResourceRule, Rule
+from modelplane.terms.scheduling import GPU_TAINT_EFFECT, GPU_TAINT_KEY, GPU_TAINT_VALUE
 
 GPU_RESOURCE = "nvidia.com/gpu"
 REQUIRED_RESOURCES = ("cpu", "memory")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from components.alerting.custom_rules import custom_rule_group
-from components.alerting.gpu_rules import gpu_rules
-from components.alerting.inference_rules import InferenceObjectives, inference_rules
-from components.alerting.platform_rules import platform_rules
-from components.alerting.rules import AlertRule, RuleGroup
-from components.alerting.training_rules import TrainingAlertThresholds, training_rules
+from modelplane.components.alerting.custom_rules import custom_rule_group
+from modelplane.components.alerting.gpu_rules import gpu_rules
+from modelplane.components.alerting.platform_rules import platform_rules
+from modelplane.components.alerting.rules import AlertRule, RuleGroup
+from modelplane.workloads.serving.alerts import InferenceObjectives, inference_rules
+from modelplane.workloads.training.alerts import TrainingAlertThresholds, training_rules
 
 CUSTOM_ALERT = {
     "alert": "FeatureStoreLagHigh",

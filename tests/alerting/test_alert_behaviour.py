@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.alerting import promtool
-from components.alerting.rules import rules_yaml
+from modelplane.components.alerting import promtool
+from modelplane.components.alerting.rules import rules_yaml
 from tests.alerting.rule_sets import RULE_SETS, alert_named
 
 NODE_GPU = 'gpu="0",Hostname="node-1"'

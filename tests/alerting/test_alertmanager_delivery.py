@@ -16,10 +16,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from components.alerting.inference_rules import InferenceObjectives, inference_rules
-from components.alerting.rules import AlertRule, RuleGroup, rules_yaml
+from modelplane.components.alerting.rules import AlertRule, RuleGroup, rules_yaml
 from modelplane.local.monitoring import binary, get_json, is_ready
 from modelplane.local.processes import free_port
+from modelplane.workloads.serving.alerts import InferenceObjectives, inference_rules
 
 pytestmark = pytest.mark.slow
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.alerting.custom_rules import CustomRuleError, custom_rule_group, parse_custom_rule
-from components.alerting.rules import AlertRule, Severity
+from modelplane.components.alerting.custom_rules import CustomRuleError, custom_rule_group, parse_custom_rule
+from modelplane.components.alerting.rules import AlertRule, Severity
 from tests.alerting.rule_sets import CUSTOM_ALERT
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.alerting import promtool
-from components.alerting.inference_rules import InferenceObjectives, inference_rules
-from components.alerting.rules import AlertRule, RecordingRule, RuleGroup, render_rules_file, rules_yaml
+from modelplane.components.alerting import promtool
+from modelplane.components.alerting.rules import AlertRule, RecordingRule, RuleGroup, render_rules_file, rules_yaml
+from modelplane.workloads.serving.alerts import InferenceObjectives, inference_rules
 
 OBJECTIVES = InferenceObjectives(p99_latency_seconds=0.5, max_queue_size=64)
 SERVICE_WIDE = inference_rules("chat", OBJECTIVES)

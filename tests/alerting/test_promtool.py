@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from components.alerting import promtool
-from components.alerting.custom_rules import custom_rule_group
-from components.alerting.rules import rules_yaml
+from modelplane.components.alerting import promtool
+from modelplane.components.alerting.custom_rules import custom_rule_group
+from modelplane.components.alerting.rules import rules_yaml
 from tests.alerting.rule_sets import CUSTOM_ALERT, RULE_SETS
 
 

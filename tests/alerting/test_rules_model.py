@@ -9,12 +9,9 @@ import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from components.alerting.inference_rules import INFERENCE_METRICS, InferenceObjectives
-from components.alerting.platform_rules import platform_rules
-from components.alerting.rules import (
+from modelplane.components.alerting.platform_rules import platform_rules
+from modelplane.components.alerting.rules import (
     AlertRule,
-    MetricKind,
-    MetricSpec,
     RecordingRule,
     RuleGroup,
     Severity,
@@ -22,7 +19,11 @@ from components.alerting.rules import (
     render_rules_file,
     rules_yaml,
 )
-from components.alerting.training_rules import TRAINING_METRICS, TrainingAlertThresholds
+from modelplane.terms.metrics import MetricKind, MetricSpec
+from modelplane.workloads.serving.alerts import InferenceObjectives
+from modelplane.workloads.serving.server.metric_catalogue import INFERENCE_METRICS
+from modelplane.workloads.training.alerts import TrainingAlertThresholds
+from modelplane.workloads.training.trainer.metric_catalogue import TRAINING_METRICS
 from tests.alerting.rule_sets import RULE_SETS
 
 ALL_GROUPS = [group for groups in RULE_SETS.values() for group in groups]

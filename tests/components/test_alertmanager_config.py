@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.alertmanager_config import (
+from modelplane.components.alertmanager_config import (
     PAGERDUTY_SEVERITY,
     SLACK_TEXT,
     SLACK_TITLE,

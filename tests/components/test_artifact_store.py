@@ -5,7 +5,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.artifact_store import (
+from modelplane.components.artifact_store import (
     COMPONENT_TYPE,
     ArtifactFsxArgs,
     ArtifactStore,

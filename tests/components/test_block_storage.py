@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from components.block_storage import EncryptedBlockStorage, gp3_parameters
+from modelplane.components.block_storage import EncryptedBlockStorage, gp3_parameters
 
 
 def test_gp3_is_always_encrypted() -> None:

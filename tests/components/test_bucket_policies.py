@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from components.bucket_policies import (
+from modelplane.components.bucket_policies import (
     ABORT_INCOMPLETE_UPLOAD_DAYS,
     CHECKPOINT_PREFIX,
     artifact_lifecycle_rules,

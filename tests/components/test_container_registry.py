@@ -3,7 +3,7 @@ from typing import Any
 
 import pytest
 
-from components.container_registry import (
+from modelplane.components.container_registry import (
     COMPONENT_TYPE,
     ContainerRegistry,
     ContainerRegistryArgs,

@@ -2,7 +2,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.device_plugin import (
+from modelplane.components.device_plugin import (
     CHART_NAME,
     CHART_REPOSITORY,
     CHART_VERSION,

@@ -6,9 +6,8 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime.sync_await import _sync_await
 
-from components.eks_cluster import (
+from modelplane.components.eks_cluster import (
     EksCluster,
     EksClusterArgs,
     EksNodeAddons,
@@ -25,20 +24,35 @@ ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
 
 
-def cluster(run_program: ProgramRunner, made: list[EksCluster] | None = None, **overrides: Any) -> Registered:
+def cluster_args(**overrides: Any) -> EksClusterArgs:
     args: EksClusterArgs = {"cluster_name": "demo", "subnet_ids": ["subnet-a", "subnet-b"], "tags": {"env": "dev"}}
     args.update(overrides)  # type: ignore[typeddict-item]
+    return args
+
+
+def cluster(run_program: ProgramRunner, **overrides: Any) -> Registered:
+    return run_program(lambda: EksCluster("eks", cluster_args(**overrides)))
+
+
+def cluster_outputs(run_program: ProgramRunner) -> dict[str, Any]:
+    """The component's outputs, resolved while its program runs, and whether its kubeconfig is secret."""
+    outputs: dict[str, Any] = {}
 
     def program() -> None:
-        component = EksCluster("eks", args)
-        if made is not None:
-            made.append(component)
+        component = EksCluster("eks", cluster_args())
+        pulumi.Output.all(
+            kubeconfig=component.kubeconfig,
+            kubeconfig_is_secret=component.kubeconfig.is_secret(),
+            endpoint=component.endpoint,
+            cluster_name=component.cluster_name,
+            node_role_arn=component.node_role_arn,
+            cluster_security_group_id=component.cluster_security_group_id,
+            kms_key_arn=component.kms_key_arn,
+            certificate_authority_data=component.certificate_authority_data,
+        ).apply(outputs.update)
 
-    return run_program(program)
-
-
-def resolved(output: pulumi.Output[Any]) -> Any:
-    return _sync_await(output.future())
+    run_program(program)
+    return outputs
 
 
 def test_children_are_named_after_and_parented_to_the_component(run_program: ProgramRunner) -> None:
@@ -145,7 +159,7 @@ def test_managed_addons_list() -> None:
 
 def test_cluster_installs_the_addons_that_need_no_nodes(run_program: ProgramRunner) -> None:
     addons = cluster(run_program).of_type(ADDON)
-    assert [a.inputs["addonName"] for a in addons] == ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+    assert sorted(a.inputs["addonName"] for a in addons) == ["eks-pod-identity-agent", "kube-proxy", "vpc-cni"]
     assert all(a.inputs["clusterName"] == "demo" for a in addons)
 
 
@@ -180,27 +194,23 @@ def test_fsx_csi_driver_gets_its_role_through_pod_identity(run_program: ProgramR
 
 
 def test_kubeconfig_is_secret_and_authenticates_with_get_token(run_program: ProgramRunner) -> None:
-    made: list[EksCluster] = []
-    cluster(run_program, made)
-    component = made[0]
-    assert _sync_await(component.kubeconfig.is_secret()) is True
-    config = yaml.safe_load(resolved(component.kubeconfig))
+    outputs = cluster_outputs(run_program)
+    assert outputs["kubeconfig_is_secret"] is True
+    config = yaml.safe_load(outputs["kubeconfig"])
     assert config["clusters"][0]["cluster"]["certificate-authority-data"] == "bW9jay1jYQ=="
-    assert config["clusters"][0]["cluster"]["server"] == resolved(component.endpoint)
+    assert config["clusters"][0]["cluster"]["server"] == outputs["endpoint"]
     exec_auth = config["users"][0]["user"]["exec"]
     assert exec_auth["command"] == "aws"
     assert exec_auth["args"][:6] == ["eks", "get-token", "--cluster-name", "demo", "--region", "us-east-1"]
 
 
 def test_outputs_expose_what_node_pools_and_the_stack_need(run_program: ProgramRunner) -> None:
-    made: list[EksCluster] = []
-    cluster(run_program, made)
-    component = made[0]
-    assert resolved(component.cluster_name) == "demo"
-    assert resolved(component.node_role_arn).endswith(":eks-node-role")
-    assert resolved(component.cluster_security_group_id).startswith("sg-")
-    assert resolved(component.kms_key_arn).endswith(":eks-secrets-key")
-    assert resolved(component.certificate_authority_data) == "bW9jay1jYQ=="
+    outputs = cluster_outputs(run_program)
+    assert outputs["cluster_name"] == "demo"
+    assert outputs["node_role_arn"].endswith(":eks-node-role")
+    assert outputs["cluster_security_group_id"].startswith("sg-")
+    assert outputs["kms_key_arn"].endswith(":eks-secrets-key")
+    assert outputs["certificate_authority_data"] == "bW9jay1jYQ=="
 
 
 def test_kubeconfig_yaml_has_one_context() -> None:

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.gpu_catalog import gpu_instance_type
-from components.gpu_nodes import (
+from modelplane.components.gpu_nodes import (
     GPU_TAINT,
     GPU_TAINT_KEY,
     POOL_LABEL,
@@ -18,6 +17,7 @@ from components.gpu_nodes import (
     uses_placement_group,
 )
 from modelplane.config import AmiFamily, CapacityType
+from modelplane.terms.gpu_catalog import gpu_instance_type
 
 
 @pytest.mark.parametrize(

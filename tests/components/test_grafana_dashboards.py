@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from components.grafana_dashboards import (
+from modelplane.components.grafana_dashboards import (
     DCGM_METRICS,
     dashboard,
     dashboard_configmap_data,
@@ -133,7 +133,7 @@ def test_repeated_ref_ids_and_long_uids_are_refused():
 
 
 def test_inference_dashboard_shows_batch_size_and_requests_in_flight() -> None:
-    from components.grafana_dashboards import inference_service_dashboard
+    from modelplane.components.grafana_dashboards import inference_service_dashboard
 
     titles = {panel["title"] for panel in inference_service_dashboard()["panels"]}
     assert {"Average batch size by model", "Requests in flight by model", "Queue depth by model"} <= titles

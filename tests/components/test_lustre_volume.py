@@ -4,7 +4,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.lustre_volume import (
+from modelplane.components.lustre_volume import (
     COMPONENT_TYPE,
     FSX_CSI_ADDON_NAME,
     FSX_CSI_DRIVER,

@@ -4,10 +4,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.alerting.gpu_rules import gpu_rules
-from components.alerting.platform_rules import platform_rules
-from components.alerting.rules import prometheus_rule_manifest
-from components.monitoring_stack import (
+from modelplane.components.alerting.gpu_rules import gpu_rules
+from modelplane.components.alerting.platform_rules import platform_rules
+from modelplane.components.alerting.rules import prometheus_rule_manifest
+from modelplane.components.monitoring_stack import (
     COMPONENT_TYPE,
     DCGM_CHART,
     DCGM_CHART_REPOSITORY,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.network import Network, NetworkArgs
+from modelplane.components.network import Network, NetworkArgs
 from modelplane.config import NatGateways
 from tests.conftest import ProgramRunner
 from tests.resources import Registered

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from components.node_pools import GpuNodePool, GpuNodePoolArgs, SystemNodePool, SystemNodePoolArgs
+from modelplane.components.node_pools import GpuNodePool, GpuNodePoolArgs, SystemNodePool, SystemNodePoolArgs
 from modelplane.config import AmiFamily, CapacityType
 from modelplane.plan.mocks import RecordingMonitor
 from tests.conftest import ProgramRunner

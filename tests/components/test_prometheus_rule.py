@@ -2,9 +2,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.alerting.gpu_rules import gpu_rules
-from components.alerting.rules import prometheus_rule_manifest
-from components.prometheus_rule import (
+from modelplane.components.alerting.gpu_rules import gpu_rules
+from modelplane.components.alerting.rules import prometheus_rule_manifest
+from modelplane.components.prometheus_rule import (
     ScrapeEndpoint,
     pod_monitor,
     pod_monitor_spec,

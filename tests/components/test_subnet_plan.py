@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from components.subnet_plan import (
+from modelplane.components.subnet_plan import (
     nat_gateway_azs,
     nat_gateway_for,
     plan_subnets,

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from modelplane.local.processes import is_alive
+from modelplane.workloads import storage
+from modelplane.workloads.model_artifact import read_manifest
 from tests.conftest import BUCKET
 from tests.tiny_model import save_tiny_bert
-from workloads import storage
-from workloads.model_artifact import read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 UP_TIMEOUT_SECONDS = 600

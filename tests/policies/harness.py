@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelplane.plan.policy_check import PlannedResource, Report, run_policy
-from policies.rules.rule import Rule
+from modelplane.policies.rules.rule import Rule
 
 STACK_URN = "urn:pulumi:test::modelplane::pulumi:pulumi:Stack::modelplane-test"
 

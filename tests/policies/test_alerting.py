@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from policies.rules import alerting
+from modelplane.policies.rules import alerting
 from tests.policies.harness import messages, resource, violations
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.rules import budget
+from modelplane.policies.rules import budget
 from tests.policies.harness import messages, resource
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

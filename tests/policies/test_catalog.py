@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from modelplane.plan.policy_check import POLICY_PACK_DIR, enforcement_level
-from policies.rules.catalog import ENVIRONMENTS, RULES, level, markdown_table, pack_policies
+from modelplane.policies.rules.catalog import ENVIRONMENTS, RULES, level, markdown_table, pack_policies
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 RULE_NAME = re.compile(r"^(aws|kubernetes|modelplane)(-[a-z0-9]+){3,}$")
@@ -49,5 +49,5 @@ def test_pack_runs_on_the_projects_virtualenv() -> None:
 
 def test_readme_holds_the_current_policy_table() -> None:
     assert markdown_table() in README.read_text(), (
-        "README's policy table is stale: paste `python -m policies.rules.catalog`"
+        "README's policy table is stale: paste `python -m modelplane.policies.rules.catalog`"
     )

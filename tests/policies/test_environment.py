@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.policies.rules.alerting import CRITICAL_RECEIVER
+from modelplane.policies.rules.budget import GPU_COST_WITHIN_BUDGET, GPU_COUNT_WITHIN_BUDGET
+from modelplane.policies.rules.environment import environment_policy_config, running_stack_policy_config
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
-from policies.rules.alerting import CRITICAL_RECEIVER
-from policies.rules.budget import GPU_COST_WITHIN_BUDGET, GPU_COUNT_WITHIN_BUDGET
-from policies.rules.environment import environment_policy_config, running_stack_policy_config
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.rules import exposure
+from modelplane.policies.rules import exposure
 from tests.policies.harness import messages, resource
 
 

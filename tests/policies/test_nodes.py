@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from policies.rules import nodes
+from modelplane.policies.rules import nodes
 from tests.policies.harness import messages, resource
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"

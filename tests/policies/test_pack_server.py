@@ -16,8 +16,8 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from modelplane.plan.policy_check import POLICY_PACK_DIR, check_resources
-from policies.rules.catalog import RULES
-from policies.rules.registry import ECR_IMMUTABLE_TAGS
+from modelplane.policies.rules.catalog import RULES
+from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
 from tests.policies.harness import resource
 
 REPOSITORY = resource(

@@ -17,7 +17,7 @@ from modelplane.plan.policy_check import (
     policy_config_file,
     rule_properties,
 )
-from policies.rules.registry import ECR_IMMUTABLE_TAGS
+from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
 from tests.policies.harness import resource
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from policies.rules import cluster, iam, registry
-from policies.rules.rule import ResourceRule
+from modelplane.policies.rules import cluster, iam, registry
+from modelplane.policies.rules.rule import ResourceRule
 from tests.policies.harness import messages, resource
 
 REPOSITORY = "aws:ecr/repository:Repository"

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from policies.rules import storage
+from modelplane.policies.rules import storage
 from tests.policies.harness import resource, violations
 
 BUCKET = "modelplane-test-artifacts-1"

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from policies.rules import workloads
-from policies.rules.rule import ResourceRule
+from modelplane.policies.rules import workloads
+from modelplane.policies.rules.rule import ResourceRule
+from modelplane.workloads.training.kubernetes import cluster_training_runtime_manifest
 from tests.policies.harness import messages, resource
-from workloads.training.kubernetes import cluster_training_runtime_manifest
 
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/"
 CONFIG = {"allowedRegistries": [REGISTRY]}

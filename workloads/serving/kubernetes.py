@@ -12,11 +12,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from components.gpu_nodes import GPU_PRESENT_LABEL, POOL_LABEL, SYSTEM_POOL_NAME, gpu_toleration
-from components.prometheus_rule import ScrapeEndpoint, service_monitor_spec
-from workloads.serving.metrics import REQUESTS_IN_FLIGHT
-from workloads.serving.spec import Accelerator, InferenceServiceSpec, ScalingMetric, canary_replicas, cpu_cores
-from workloads.training.kubernetes import GPU_RESOURCE, NON_ROOT_UID, artifact_uri
+from modelplane.components.prometheus_rule import ScrapeEndpoint, service_monitor_spec
+from modelplane.terms.scheduling import GPU_PRESENT_LABEL, POOL_LABEL, SYSTEM_POOL_NAME, gpu_toleration
+from modelplane.workloads.serving.server.metrics import REQUESTS_IN_FLIGHT
+from modelplane.workloads.serving.spec import (
+    Accelerator,
+    InferenceServiceSpec,
+    ScalingMetric,
+    canary_replicas,
+    cpu_cores,
+)
+from modelplane.workloads.training.kubernetes import GPU_RESOURCE, NON_ROOT_UID, artifact_uri
 
 SERVER_CONTAINER = "server"
 HTTP_PORT = 8080
@@ -64,7 +70,7 @@ def termination_grace_seconds(spec: InferenceServiceSpec) -> int:
 def server_arguments(
     spec: InferenceServiceSpec, artifact_root: str, port: int, *, model: str | None = None
 ) -> list[str]:
-    """Arguments of `python -m workloads.serving` for this service, in the cluster and locally
+    """Arguments of `python -m modelplane.workloads.serving.server` for this service, in the cluster and locally
     (see workloads/serving/config.py); `model` replaces `spec.model` (the canary's)."""
     return [
         "--model-uri", artifact_uri(model or spec.model, artifact_root),
@@ -218,7 +224,7 @@ def deployment_manifest(
     container = {
         "name": SERVER_CONTAINER,
         "image": image,
-        "command": ["python", "-m", "workloads.serving"],
+        "command": ["python", "-m", "modelplane.workloads.serving.server"],
         "args": server_arguments(spec, artifact_root, HTTP_PORT, model=model) + cluster_arguments(spec),
         "env": server_environment(spec),
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}],

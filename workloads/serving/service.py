@@ -8,11 +8,11 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.alerting.inference_rules import inference_rules
-from components.gpu_catalog import gpu_instance_type
-from components.iam import InlinePolicy, pod_identity
-from components.prometheus_rule import monitor, prometheus_rule
-from workloads.serving.kubernetes import (
+from modelplane.components.iam import InlinePolicy, pod_identity
+from modelplane.components.prometheus_rule import monitor, prometheus_rule
+from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.workloads.serving.alerts import inference_rules
+from modelplane.workloads.serving.kubernetes import (
     CANARY,
     STABLE,
     autoscaler_manifest,
@@ -23,9 +23,9 @@ from workloads.serving.kubernetes import (
     service_labels,
     service_manifest,
 )
-from workloads.serving.spec import Accelerator, InferenceServiceSpec, fit_problems, spec_problems
-from workloads.spec_fields import repository_of
-from workloads.training.job import image_reference
+from modelplane.workloads.serving.spec import Accelerator, InferenceServiceSpec, fit_problems, spec_problems
+from modelplane.workloads.spec_fields import repository_of
+from modelplane.workloads.training.job import image_reference
 
 
 class InferenceServiceArgs(TypedDict):

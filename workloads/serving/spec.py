@@ -15,15 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.alerting.inference_rules import InferenceObjectives
-from components.gpu_catalog import GpuInstanceType
-from workloads.serving.config import MODEL_NAME
-from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image, registry_problem
+from modelplane.terms.gpu_catalog import GpuInstanceType
+from modelplane.terms.names import check_workload_name
+from modelplane.workloads.serving.alerts import InferenceObjectives
+from modelplane.workloads.serving.server.config import MODEL_NAME
+from modelplane.workloads.spec_fields import artifact_path, env_names, pinned_image, registry_problem
 
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
 # Left to the kubelet, system daemons and device plugins on each node, as training's `node_resources` leaves.
-# (Not imported from workloads.training.kubernetes: it imports Pulumi, and modelplane.config imports this module.)
+# (Not imported from modelplane.workloads.training.kubernetes: it imports Pulumi, and modelplane.config imports this module.)
 RESERVED_VCPUS = 2
 RESERVED_MEMORY_FRACTION = 0.1
 IMAGE_EXAMPLE = "server:1.4.0"
@@ -150,7 +151,7 @@ class InferenceServiceSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        return dns_label(value)
+        return check_workload_name(value)
 
     @field_validator("model_name")
     @classmethod

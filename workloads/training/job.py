@@ -8,11 +8,11 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.alerting.training_rules import training_rules
-from components.gpu_catalog import gpu_instance_type
-from components.iam import InlinePolicy, pod_identity
-from components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
-from workloads.training.kubernetes import (
+from modelplane.components.iam import InlinePolicy, pod_identity
+from modelplane.components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
+from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.workloads.training.alerts import training_rules
+from modelplane.workloads.training.kubernetes import (
     DEEPSPEED_CONFIG_FILE,
     METRICS_PORT_NAME,
     TRAINER_API_VERSION,
@@ -22,7 +22,7 @@ from workloads.training.kubernetes import (
     s3_access_policy,
     train_job_manifest,
 )
-from workloads.training.spec import TrainingJobSpec
+from modelplane.workloads.training.spec import TrainingJobSpec
 
 
 class TrainingJobArgs(TypedDict):

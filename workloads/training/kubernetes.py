@@ -1,6 +1,6 @@
 """How a TrainingJobSpec becomes Kubernetes objects (Kubeflow Trainer) and an IAM policy: plain functions.
 
-The TrainJob runs `torchrun --module workloads.training` on every node; the runtime's torch
+The TrainJob runs `torchrun --module modelplane.workloads.training.trainer` on every node; the runtime's torch
 policy hands torchrun its rendezvous (PET_* variables), so the same spec runs on one node or many.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.gpu_catalog import GpuInstanceType
-from components.gpu_nodes import GPU_PRESENT_LABEL, POOL_LABEL, gpu_toleration
-from workloads.training.deepspeed_config import ds_config_for
-from workloads.training.spec import TrainingJobSpec
+from modelplane.terms.gpu_catalog import GpuInstanceType
+from modelplane.terms.scheduling import GPU_PRESENT_LABEL, POOL_LABEL, gpu_toleration
+from modelplane.workloads.training.deepspeed_config import ds_config_for
+from modelplane.workloads.training.spec import TrainingJobSpec
 
 TRAINER_API_VERSION = "trainer.kubeflow.org/v1alpha1"
 RUNTIME_NAME = "modelplane-deepspeed"
@@ -30,11 +30,6 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # Left to the kubelet, system daemons and the device plugins on each node.
 RESERVED_VCPUS = 2
 RESERVED_MEMORY_FRACTION = 0.1
-PRIORITY_CLASSES = {
-    "low": "modelplane-training-low",
-    "normal": "modelplane-training",
-    "high": "modelplane-training-high",
-}
 
 
 def artifact_uri(path: str, artifact_root: str) -> str:
@@ -51,7 +46,7 @@ def deepspeed_config_json(spec: TrainingJobSpec) -> str:
 def trainer_arguments(
     spec: TrainingJobSpec, artifact_root: str, deepspeed_config_path: str, metrics_port: int
 ) -> list[str]:
-    """Arguments of `python -m workloads.training` for this job (the same in the cloud and locally)."""
+    """Arguments of `python -m modelplane.workloads.training.trainer` for this job (the same in the cloud and locally)."""
     arguments = [
         "--job-name", spec.name,
         "--dataset-uri", artifact_uri(spec.dataset, artifact_root),
@@ -159,7 +154,7 @@ def train_job_manifest(
             "runtimeRef": {"name": RUNTIME_NAME, "kind": "ClusterTrainingRuntime", "apiGroup": "trainer.kubeflow.org"},
             "trainer": {
                 "image": image,
-                "command": ["torchrun", "--module", "workloads.training"],
+                "command": ["torchrun", "--module", "modelplane.workloads.training.trainer"],
                 "args": trainer_arguments(spec, artifact_root, config_path, METRICS_PORT),
                 "env": trainer_environment(spec, efa),
                 "numNodes": spec.nodes,

@@ -9,20 +9,14 @@ locally) unless given as full `s3://` URIs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from components.alerting.training_rules import TrainingAlertThresholds
-from workloads.spec_fields import artifact_path, dns_label, env_names, pinned_image, registry_problem
-from workloads.training.deepspeed_config import DeepSpeedSettings, batch_problem, settings_from
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
+from modelplane.terms.names import check_workload_name
+from modelplane.workloads.spec_fields import artifact_path, env_names, pinned_image, registry_problem
+from modelplane.workloads.training.alerts import TrainingAlertThresholds
+from modelplane.workloads.training.deepspeed_config import DeepSpeedSettings, batch_problem, settings_from
 
 
 class TrainingAlerts(BaseModel):
@@ -72,14 +66,13 @@ class TrainingJobSpec(BaseModel):
     """Deadline: the job is stopped after this long."""
     restart_budget: int = Field(default=3, ge=0, le=100)
     """Group restarts (from the newest checkpoint) allowed before the job fails."""
-    priority: Priority = Priority.NORMAL
     env: dict[str, str] = Field(default_factory=dict)
     alerts: TrainingAlerts = TrainingAlerts()
 
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        return dns_label(value)
+        return check_workload_name(value)
 
     @field_validator("image")
     @classmethod

@@ -2,7 +2,7 @@
 
 Not real news and not a benchmark: the sentences are filled-in templates, so a model learns the templates'
 wording. It exists to exercise the trainer end to end; the same seed always gives the same rows.
-Run `python -m workloads.training.synthetic --out data.jsonl --rows 300` to write a JSONL file.
+Run `python -m modelplane.workloads.training.synthetic --out data.jsonl --rows 300` to write a JSONL file.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, str]]) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m workloads.training.synthetic",
+        prog="python -m modelplane.workloads.training.synthetic",
         description="Write a SYNTHETIC (templated) financial-news sentiment dataset as JSONL.",
     )
     parser.add_argument("--out", type=Path, required=True, help="JSONL file to write.")

@@ -18,9 +18,9 @@ import torch
 import uvicorn
 from starlette.applications import Starlette
 
+from modelplane.workloads.model_artifact import ModelManifest, save_model
+from modelplane.workloads.serving.server.classifier import TextClassifier
 from tests.tiny_model import SPECIAL_TOKENS, tiny_bert_config
-from workloads.model_artifact import ModelManifest, save_model
-from workloads.serving.classifier import TextClassifier
 
 LABELS = ["negative", "neutral", "positive"]
 WORDS = [
@@ -105,7 +105,7 @@ def serve_in_thread(app: Starlette) -> Iterator[str]:
 
 
 class ServerProcess:
-    """`python -m workloads.serving` in a subprocess, its merged stdout and stderr collected line by line."""
+    """`python -m modelplane.workloads.serving.server` in a subprocess, its merged stdout and stderr collected line by line."""
 
     def __init__(self, command: list[str], env: dict[str, str]):
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -145,7 +145,16 @@ def serve_in_subprocess(model_dir: Path, *options: str) -> Iterator[ServerProces
 
     It runs torch on one thread, as a one-CPU pod would: the test's load generator needs the other core.
     """
-    command = [sys.executable, "-m", "workloads.serving", "--model-uri", str(model_dir), "--port", "0", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "modelplane.workloads.serving.server",
+        "--model-uri",
+        str(model_dir),
+        "--port",
+        "0",
+        *options,
+    ]
     server = ServerProcess(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         server.address = server.wait_for_line(r"Uvicorn running on http://(\S+)", STARTUP_TIMEOUT_S).group(1)

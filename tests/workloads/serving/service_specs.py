@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workloads.serving.spec import InferenceServiceSpec
+from modelplane.workloads.serving.spec import InferenceServiceSpec
 
 
 def intents_api(**overrides: Any) -> InferenceServiceSpec:

@@ -15,12 +15,12 @@ import tritonclient.http as triton
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelplane.workloads.serving.server.app import ServingState, build_app
+from modelplane.workloads.serving.server.classifier import Prediction, TextClassifier
+from modelplane.workloads.serving.server.config import ServerConfig
+from modelplane.workloads.serving.server.metrics import ALL_METRICS, QUEUE_DEPTH, REQUESTS_TOTAL, ServingMetrics
+from modelplane.workloads.serving.server.protocol import BINARY_DATA_UNSUPPORTED
 from tests.workloads.serving.conftest import LABELS, sample_texts, serve_in_thread
-from workloads.serving.app import ServingState, build_app
-from workloads.serving.classifier import Prediction, TextClassifier
-from workloads.serving.config import ServerConfig
-from workloads.serving.metrics import ALL_METRICS, QUEUE_DEPTH, REQUESTS_TOTAL, ServingMetrics
-from workloads.serving.protocol import BINARY_DATA_UNSUPPORTED
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 100

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from workloads.serving.batching import BatcherClosedError, DynamicBatcher, QueueFullError
+from modelplane.workloads.serving.server.batching import BatcherClosedError, DynamicBatcher, QueueFullError
 
 WAIT_S = 10
 

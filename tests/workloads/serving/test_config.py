@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from workloads.serving.config import ServerConfig, config_from_args
+from modelplane.workloads.serving.server.config import ServerConfig, config_from_args
 
 
 def test_options_win_over_environment_and_defaults_fill_the_rest():

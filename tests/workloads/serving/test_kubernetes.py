@@ -5,10 +5,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.resources import dig
-from tests.workloads.serving.service_specs import intents_api
-from workloads.serving.config import config_from_args
-from workloads.serving.kubernetes import (
+from modelplane.workloads.serving.kubernetes import (
     autoscaler_manifest,
     deployment_manifest,
     disruption_budget_manifest,
@@ -18,7 +15,10 @@ from workloads.serving.kubernetes import (
     service_manifest,
     termination_grace_seconds,
 )
-from workloads.serving.spec import InferenceServiceSpec
+from modelplane.workloads.serving.server.config import config_from_args
+from modelplane.workloads.serving.spec import InferenceServiceSpec
+from tests.resources import dig
+from tests.workloads.serving.service_specs import intents_api
 
 KUBERNETES_VERSION = "1.33.0"
 BUCKET_ARN = "arn:aws:s3:::artifacts"

@@ -8,11 +8,11 @@ import uvicorn
 from moto import mock_aws
 from starlette.applications import Starlette
 
+from modelplane.workloads.serving.server.app import ServingState
+from modelplane.workloads.serving.server.classifier import TextClassifier
+from modelplane.workloads.serving.server.entrypoint import DrainingServer, fetch_model
+from modelplane.workloads.storage import upload_tree
 from tests.workloads.serving.conftest import LABELS
-from workloads.serving.app import ServingState
-from workloads.serving.classifier import TextClassifier
-from workloads.serving.server import DrainingServer, fetch_model
-from workloads.storage import upload_tree
 
 
 def test_a_local_model_is_used_in_place(model_dir: Path, tmp_path: Path):

@@ -5,10 +5,10 @@ from typing import Any, cast
 
 import pytest
 
+from modelplane.workloads.serving.service import InferenceService, InferenceServiceArgs
+from modelplane.workloads.serving.spec import InferenceServiceSpec
 from tests.resources import Registered, dig
 from tests.workloads.serving.service_specs import intents_api
-from workloads.serving.service import InferenceService, InferenceServiceArgs
-from workloads.serving.spec import InferenceServiceSpec
 
 REPOSITORY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelplane-prod/server"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

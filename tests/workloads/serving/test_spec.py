@@ -5,10 +5,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components.gpu_catalog import gpu_instance_type
 from modelplane.config import ConfigError, parse_environment
-from workloads.serving import spec as serving_spec
-from workloads.serving.spec import (
+from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.workloads.serving.server import spec as serving_spec
+from modelplane.workloads.serving.spec import (
     InferenceServiceSpec,
     ScalingMetric,
     canary_replicas,
@@ -16,7 +16,7 @@ from workloads.serving.spec import (
     fit_problems,
     spec_problems,
 )
-from workloads.training import kubernetes as training_kubernetes
+from modelplane.workloads.training.trainer import kubernetes as training_kubernetes
 
 
 def service(**overrides: Any) -> dict[str, Any]:

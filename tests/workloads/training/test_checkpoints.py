@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from modelplane.workloads import storage
+from modelplane.workloads.training.trainer.checkpoints import MARKER_NAME, CheckpointMarker, CheckpointStore, tag_for
 from tests.conftest import BUCKET
-from workloads import storage
-from workloads.training.checkpoints import MARKER_NAME, CheckpointMarker, CheckpointStore, tag_for
 
 
 def marker(step: int, restarts: int = 0) -> CheckpointMarker:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workloads.training.config import TrainerConfig
-from workloads.training.train import client_optimizer
+from modelplane.workloads.training.trainer.config import TrainerConfig
+from modelplane.workloads.training.trainer.train import client_optimizer
 
 REQUIRED = {
     "job_name": "j",
@@ -61,9 +61,9 @@ def test_budget_and_deadline_come_from_the_environment_kubernetes_sets() -> None
 
 
 def test_a_lone_fp32_process_skips_the_identity_all_reduce(one_rank: None) -> None:
-    from workloads.training import distributed
-    from workloads.training.distributed import Ranks
-    from workloads.training.train import fill_missing_gradients, initialize_engine
+    from modelplane.workloads.training.trainer import distributed
+    from modelplane.workloads.training.trainer.distributed import Ranks
+    from modelplane.workloads.training.trainer.train import fill_missing_gradients, initialize_engine
 
     ranks = Ranks.from_env()
     distributed.init_process_group(ranks)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workloads.training.config import TrainerConfig, load_deepspeed_config
+from modelplane.workloads.training.trainer.config import TrainerConfig, load_deepspeed_config
 
 REQUIRED = {
     "job_name": "sentiment",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workloads.training.data import (
+from modelplane.workloads.training.trainer.data import (
     EvalShard,
     Example,
     LabelledTexts,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from workloads.training.deepspeed_config import (
+from modelplane.workloads.training.deepspeed_config import (
     PRESETS,
     DeepSpeedSettings,
     OffloadDevice,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workloads.training.evaluate import confusion_matrix, report_from_confusion
+from modelplane.workloads.training.trainer.evaluate import confusion_matrix, report_from_confusion
 
 LABELS = ["negative", "neutral", "positive"]
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from modelplane.workloads.training.job import TrainingJob, image_reference
+from modelplane.workloads.training.spec import TrainingJobSpec
 from tests.resources import dig
-from workloads.training.job import TrainingJob, image_reference
-from workloads.training.spec import TrainingJobSpec
 
 SPEC = TrainingJobSpec.model_validate(
     {

@@ -7,9 +7,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from components.gpu_catalog import gpu_instance_type
-from tests.crd_schemas import schema_problems
-from workloads.training.kubernetes import (
+from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.workloads.training.kubernetes import (
     artifact_uri,
     bucket_prefix,
     cluster_training_runtime_manifest,
@@ -18,7 +17,8 @@ from workloads.training.kubernetes import (
     train_job_manifest,
     trainer_arguments,
 )
-from workloads.training.spec import TrainingJobSpec
+from modelplane.workloads.training.spec import TrainingJobSpec
+from tests.crd_schemas import schema_problems
 
 BUCKET_ARN = "arn:aws:s3:::artifacts"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/k"
@@ -81,7 +81,7 @@ def test_train_job_runs_torchrun_on_the_pool_tolerating_the_gpu_taint() -> None:
     body = manifest()
     trainer = body["spec"]["trainer"]
     assert body["spec"]["runtimeRef"]["name"] == "modelplane-deepspeed"
-    assert trainer["command"] == ["torchrun", "--module", "workloads.training"]
+    assert trainer["command"] == ["torchrun", "--module", "modelplane.workloads.training.trainer"]
     assert trainer["numNodes"] == 2
     assert trainer["numProcPerNode"] == 8
     assert body["spec"]["activeDeadlineSeconds"] == 24 * 60 * 60

@@ -5,9 +5,9 @@ import urllib.request
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from components.alerting.training_rules import JOB_NAME_LABEL, TRAINING_METRICS
-from workloads.training.evaluate import ClassScores, EvalReport
-from workloads.training.metrics import EVAL_METRICS, TrainingMetrics, serve_metrics
+from modelplane.workloads.training.trainer.evaluate import ClassScores, EvalReport
+from modelplane.workloads.training.trainer.metric_catalogue import JOB_NAME_LABEL, TRAINING_METRICS
+from modelplane.workloads.training.trainer.metrics import EVAL_METRICS, TrainingMetrics, serve_metrics
 
 
 def exported_samples(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:

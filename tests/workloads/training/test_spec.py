@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelplane.config import ConfigError, parse_environment
-from workloads.training.spec import TrainingJobSpec
+from modelplane.workloads.training.spec import TrainingJobSpec
 
 
 def job(**overrides: Any) -> dict[str, Any]:

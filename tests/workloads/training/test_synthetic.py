@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from workloads.training.data import read_examples
-from workloads.training.synthetic import LABELS, main, synthetic_rows
+from modelplane.workloads.training.synthetic import LABELS, main, synthetic_rows
+from modelplane.workloads.training.trainer.data import read_examples
 
 
 def test_same_seed_same_rows_and_other_seed_other_rows() -> None:

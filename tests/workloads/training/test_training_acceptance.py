@@ -1,6 +1,6 @@
 """Acceptance: 2-rank ZeRO-2 torchrun on CPU learns the synthetic task, and survives SIGKILL of the whole job.
 
-Every run is `torchrun --nproc_per_node 2 -m workloads.training` as a subprocess, with the DeepSpeed config
+Every run is `torchrun --nproc_per_node 2 -m modelplane.workloads.training.trainer` as a subprocess, with the DeepSpeed config
 rendered by `ds_config_for`, as the job's pod would run it.
 """
 
@@ -21,13 +21,18 @@ import pytest
 import torch
 
 from modelplane.local.processes import free_port
+from modelplane.workloads import storage
+from modelplane.workloads.model_artifact import load_model
+from modelplane.workloads.training.deepspeed_config import (
+    DeepSpeedSettings,
+    OptimizerSettings,
+    Precision,
+    ds_config_for,
+)
+from modelplane.workloads.training.synthetic import LABELS, synthetic_rows, write_jsonl
+from modelplane.workloads.training.trainer.checkpoints import INCOMPLETE_PREFIX, MARKER_NAME, CheckpointStore, tag_for
+from modelplane.workloads.training.trainer.export import consolidated_state_dict
 from tests.conftest import BUCKET
-from workloads import storage
-from workloads.model_artifact import load_model
-from workloads.training.checkpoints import INCOMPLETE_PREFIX, MARKER_NAME, CheckpointStore, tag_for
-from workloads.training.deepspeed_config import DeepSpeedSettings, OptimizerSettings, Precision, ds_config_for
-from workloads.training.export import consolidated_state_dict
-from workloads.training.synthetic import LABELS, synthetic_rows, write_jsonl
 
 pytestmark = pytest.mark.slow
 JOB = "acceptance"
@@ -89,7 +94,7 @@ def torchrun_command(*flags: str) -> list[str]:
     return [
         *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD_SIZE)),
         *("--master_addr", "127.0.0.1", "--master_port", str(free_port())),
-        *("-m", "workloads.training", *flags),
+        *("-m", "modelplane.workloads.training.trainer", *flags),
     ]
 
 

@@ -11,16 +11,16 @@ import pytest
 import torch
 from prometheus_client import CollectorRegistry
 
-from components.alerting.training_rules import JOB_NAME_LABEL
 from modelplane.local.processes import free_port
+from modelplane.workloads import storage
+from modelplane.workloads.model_artifact import load_model
+from modelplane.workloads.training.synthetic import LABELS, synthetic_rows, write_jsonl
+from modelplane.workloads.training.trainer.checkpoints import MARKER_NAME, CheckpointStore
+from modelplane.workloads.training.trainer.config import TrainerConfig
+from modelplane.workloads.training.trainer.metric_catalogue import JOB_NAME_LABEL
+from modelplane.workloads.training.trainer.train import DeadlineExceeded, RestartBudgetExhausted, train
 from tests.conftest import BUCKET
 from tests.workloads.training.conftest import write_deepspeed_config
-from workloads import storage
-from workloads.model_artifact import load_model
-from workloads.training.checkpoints import MARKER_NAME, CheckpointStore
-from workloads.training.config import TrainerConfig
-from workloads.training.synthetic import LABELS, synthetic_rows, write_jsonl
-from workloads.training.train import DeadlineExceeded, RestartBudgetExhausted, train
 
 pytestmark = pytest.mark.slow
 JOB = "tiny-sentiment"
@@ -102,7 +102,7 @@ def test_deadline_stops_with_a_checkpoint(one_rank: None, tiny_base_model: Path,
         "max_run_minutes": 1,
     }
     clock = iter(range(0, 10_000, 50))  # every reading 50 s later: the second step is past one minute
-    monkeypatch.setattr("workloads.training.train.time.monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr("modelplane.workloads.training.trainer.train.time.monotonic", lambda: float(next(clock)))
     with pytest.raises(DeadlineExceeded, match="ran past max_run_minutes=1"):
         train(TrainerConfig(**settings, max_steps=20), registry=CollectorRegistry())  # type: ignore[arg-type]
     latest = CheckpointStore(str(tmp_path / "checkpoints"), tmp_path).latest()
@@ -130,7 +130,16 @@ def test_two_ranks_under_torchrun_with_zero_and_s3(s3_endpoint: str, tiny_base_m
     command = [
         *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"),
         *("--master_addr", "127.0.0.1", "--master_port", str(free_port())),
-        *("-m", "workloads.training", "--max-steps", "3", "--checkpoint-every-steps", "2", "--max-length", "24"),
+        *(
+            "-m",
+            "modelplane.workloads.training.trainer",
+            "--max-steps",
+            "3",
+            "--checkpoint-every-steps",
+            "2",
+            "--max-length",
+            "24",
+        ),
         *("--learning-rate", "0.001", "--no-progress"),
     ]
     run = subprocess.run(

@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from components.gpu_catalog import (
+from modelplane.terms.gpu_catalog import (
     GPU_INSTANCE_TYPES,
     HOURS_PER_MONTH,
     CpuArchitecture,

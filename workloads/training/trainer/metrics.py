@@ -11,9 +11,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from components.alerting.rules import MetricKind, MetricSpec
-from components.alerting.training_rules import JOB_NAME_LABEL, TRAINING_METRICS
-from workloads.training.evaluate import EvalReport
+from modelplane.terms.metrics import MetricKind, MetricSpec
+from modelplane.workloads.training.trainer.evaluate import EvalReport
+from modelplane.workloads.training.trainer.metric_catalogue import JOB_NAME_LABEL, TRAINING_METRICS
 
 CLASS_LABEL = "label"
 EVAL_METRICS: dict[str, MetricSpec] = {

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workloads.serving.classifier import Prediction
+from modelplane.workloads.serving.server.classifier import Prediction
 
 PLATFORM = "pytorch"
 MODEL_VERSION = "1"

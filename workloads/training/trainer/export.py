@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from workloads import storage
-from workloads.model_artifact import ModelManifest, save_model
+from modelplane.workloads import storage
+from modelplane.workloads.model_artifact import ModelManifest, save_model
 
 MODEL_STATES_NAME = "mp_rank_00_model_states.pt"
 ZERO_SHARD_GLOB = "*zero_pp_rank_*_optim_states.pt"

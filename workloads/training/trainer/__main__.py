@@ -1,4 +1,4 @@
-"""`python -m workloads.training`: fine-tune, checkpoint and export a text classifier (run it under torchrun)."""
+"""`python -m modelplane.workloads.training.trainer`: fine-tune, checkpoint and export a text classifier (run it under torchrun)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from workloads.training.config import TrainerConfig
-from workloads.training.train import train
+from modelplane.workloads.training.trainer.config import TrainerConfig
+from modelplane.workloads.training.trainer.train import train
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         config = TrainerConfig.from_args(argv)
     except ValueError as error:
-        sys.exit(f"python -m workloads.training: {error}")
+        sys.exit(f"python -m modelplane.workloads.training.trainer: {error}")
     # Rank 0 speaks for the job; the other ranks report only problems.
     is_main = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(

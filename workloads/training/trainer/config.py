@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from components.alerting.rules import check_kubernetes_name
+from modelplane.terms.names import check_kubernetes_name
 
 ENV_PREFIX = "MODELPLANE_"
 BATCH_KEYS = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size")
@@ -159,7 +159,7 @@ def scalar_type(hint: Any) -> type:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m workloads.training",
+        prog="python -m modelplane.workloads.training.trainer",
         description="Fine-tune a text classifier with DeepSpeed, checkpoint it and export it for the inference server.",
         epilog=f"Every flag --some-flag can be set as {ENV_PREFIX}SOME_FLAG instead.",
     )

@@ -21,11 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from workloads.serving.batching import BatcherClosedError, DynamicBatcher, QueueFullError
-from workloads.serving.classifier import Prediction
-from workloads.serving.config import ServerConfig
-from workloads.serving.metrics import ServingMetrics
-from workloads.serving.protocol import (
+from modelplane.workloads.serving.server.batching import BatcherClosedError, DynamicBatcher, QueueFullError
+from modelplane.workloads.serving.server.classifier import Prediction
+from modelplane.workloads.serving.server.config import ServerConfig
+from modelplane.workloads.serving.server.metrics import ServingMetrics
+from modelplane.workloads.serving.server.protocol import (
     BINARY_DATA_HEADER,
     BINARY_DATA_UNSUPPORTED,
     MODEL_VERSION,

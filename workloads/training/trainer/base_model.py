@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from workloads import storage
+from modelplane.workloads import storage
 
 
 def fetch_base_model(uri: str, destination: Path) -> Path:

@@ -23,7 +23,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workloads import storage
+from modelplane.workloads import storage
 
 MARKER_NAME = "COMPLETE"
 INCOMPLETE_PREFIX = ".incomplete-"

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from workloads.model_artifact import load_model
+from modelplane.workloads.model_artifact import load_model
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from workloads.storage import is_s3, parse_s3
+from modelplane.workloads.storage import is_s3, parse_s3
 
 ENV_PREFIX = "MODELPLANE_"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -92,7 +92,7 @@ def env_name(field_name: str) -> str:
 def config_from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
     """Options win over environment variables; settings given in neither keep their defaults."""
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(prog="python -m workloads.serving", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m modelplane.workloads.serving.server", description=__doc__)
     for setting in fields(ServerConfig):
         option = "--" + setting.name.replace("_", "-")
         parser.add_argument(option, dest=setting.name, help=f"{setting.metadata['help']} [{env_name(setting.name)}]")

@@ -7,7 +7,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
-from workloads.training.kubernetes import TRAINER_API_VERSION, cluster_training_runtime_manifest
+from modelplane.workloads.training.kubernetes import TRAINER_API_VERSION, cluster_training_runtime_manifest
 
 CHART = "oci://ghcr.io/kubeflow/charts/kubeflow-trainer"
 CHART_VERSION = "2.2.1"

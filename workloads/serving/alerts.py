@@ -16,49 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.alerting.rules import (
+from modelplane.components.alerting.rules import (
     AlertRule,
-    MetricKind,
-    MetricSpec,
     RecordingRule,
     RuleGroup,
     Severity,
-    check_kubernetes_name,
     promql_number,
     runbook_url,
 )
-
-INFERENCE_METRICS: dict[str, MetricSpec] = {
-    "modelplane_inference_requests_total": MetricSpec(
-        MetricKind.COUNTER,
-        "Inference requests answered, by model and HTTP status code.",
-        ("model", "code"),
-    ),
-    "modelplane_inference_request_duration_seconds": MetricSpec(
-        MetricKind.HISTOGRAM,
-        "Time from receiving an inference request to sending its response.",
-        ("model",),
-    ),
-    "modelplane_inference_queue_depth": MetricSpec(
-        MetricKind.GAUGE,
-        "Requests waiting for a model worker.",
-        ("model",),
-    ),
-}
-
-BATCH_SIZE = "modelplane_inference_batch_size"
-REQUESTS_IN_FLIGHT = "modelplane_inference_requests_in_flight"
-MODEL_LOAD_SECONDS = "modelplane_inference_model_load_seconds"
-SERVING_METRICS: dict[str, MetricSpec] = {
-    BATCH_SIZE: MetricSpec(MetricKind.HISTOGRAM, "Texts run through the model together, per batch.", ("model",)),
-    REQUESTS_IN_FLIGHT: MetricSpec(
-        MetricKind.GAUGE, "Inference requests received and not yet answered, queued or running.", ("model",)
-    ),
-    MODEL_LOAD_SECONDS: MetricSpec(
-        MetricKind.GAUGE, "Time the server took to fetch, load and warm up its model at start.", ("model",)
-    ),
-}
-"""Metrics for dashboards and capacity planning that no alert reads yet."""
+from modelplane.terms.names import check_kubernetes_name
 
 ERROR_RATIO_RECORD = "service:modelplane_inference_errors:ratio_rate{window}"
 TRACK_ERROR_RATIO_RECORD = "service_track:modelplane_inference_errors:ratio_rate{window}"

@@ -1,6 +1,6 @@
 """What the server exports to Prometheus: the alerts' metrics (`INFERENCE_METRICS`) and the ones below.
 
-Every series carries `model`; the scrape adds `service` (see `components.alerting.inference_rules`).
+Every series carries `model`; the scrape adds `service` (see `modelplane.workloads.serving.alerts`).
 Requests to a model this server does not serve are not counted: their names are client input, and a
 label per typo would grow without bound.
 """
@@ -11,14 +11,14 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from components.alerting.inference_rules import (
+from modelplane.terms.metrics import MetricKind, MetricSpec
+from modelplane.workloads.serving.server.metric_catalogue import (
     BATCH_SIZE,
     INFERENCE_METRICS,
     MODEL_LOAD_SECONDS,
     REQUESTS_IN_FLIGHT,
     SERVING_METRICS,
 )
-from components.alerting.rules import MetricKind, MetricSpec
 
 REQUESTS_TOTAL = "modelplane_inference_requests_total"
 REQUEST_DURATION_SECONDS = "modelplane_inference_request_duration_seconds"

@@ -19,13 +19,13 @@ import torch
 from prometheus_client import REGISTRY, CollectorRegistry
 from tqdm import tqdm
 
-from workloads import storage
-from workloads.model_artifact import ModelManifest
-from workloads.training import distributed
-from workloads.training.base_model import fetch_base_model, load_classifier
-from workloads.training.checkpoints import CheckpointMarker, CheckpointStore, tag_for
-from workloads.training.config import TrainerConfig, load_deepspeed_config
-from workloads.training.data import (
+from modelplane.workloads import storage
+from modelplane.workloads.model_artifact import ModelManifest
+from modelplane.workloads.training.trainer import distributed
+from modelplane.workloads.training.trainer.base_model import fetch_base_model, load_classifier
+from modelplane.workloads.training.trainer.checkpoints import CheckpointMarker, CheckpointStore, tag_for
+from modelplane.workloads.training.trainer.config import TrainerConfig, load_deepspeed_config
+from modelplane.workloads.training.trainer.data import (
     Example,
     Loaders,
     check_labels_known,
@@ -34,10 +34,10 @@ from workloads.training.data import (
     read_examples,
     split_train_eval,
 )
-from workloads.training.distributed import Ranks
-from workloads.training.evaluate import EvalReport, confusion_matrix, report_from_confusion
-from workloads.training.export import consolidated_state_dict, export_model
-from workloads.training.metrics import TrainingMetrics, serve_metrics
+from modelplane.workloads.training.trainer.distributed import Ranks
+from modelplane.workloads.training.trainer.evaluate import EvalReport, confusion_matrix, report_from_confusion
+from modelplane.workloads.training.trainer.export import consolidated_state_dict, export_model
+from modelplane.workloads.training.trainer.metrics import TrainingMetrics, serve_metrics
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from typing import NoReturn
 import uvicorn
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
-from workloads.serving.app import ServingState, build_app
-from workloads.serving.classifier import TextClassifier
-from workloads.serving.config import ServerConfig, config_from_args
-from workloads.serving.metrics import ServingMetrics
-from workloads.storage import download_tree, is_s3
+from modelplane.workloads.serving.server.app import ServingState, build_app
+from modelplane.workloads.serving.server.classifier import TextClassifier
+from modelplane.workloads.serving.server.config import ServerConfig, config_from_args
+from modelplane.workloads.serving.server.metrics import ServingMetrics
+from modelplane.workloads.storage import download_tree, is_s3
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The CrossGuard pack modelplane ships: `__main__` serves it; its rules live in `modelplane.policies.rules`."""

@@ -1,0 +1,1 @@
+"""The code that runs in the inference container: imports no Pulumi."""

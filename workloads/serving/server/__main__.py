@@ -1,0 +1,5 @@
+"""`python -m modelplane.workloads.serving.server --model-uri s3://bucket/models/run-1`: see `modelplane.workloads.serving.server.config`."""
+
+from modelplane.workloads.serving.server.entrypoint import main
+
+raise SystemExit(main())

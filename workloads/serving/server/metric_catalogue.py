@@ -1,0 +1,40 @@
+"""The metrics the inference server exports: the contract its alert rules and dashboards read.
+
+Every series carries `model`; the scrape adds `service`.
+"""
+
+from __future__ import annotations
+
+from modelplane.terms.metrics import MetricKind, MetricSpec
+
+INFERENCE_METRICS: dict[str, MetricSpec] = {
+    "modelplane_inference_requests_total": MetricSpec(
+        MetricKind.COUNTER,
+        "Inference requests answered, by model and HTTP status code.",
+        ("model", "code"),
+    ),
+    "modelplane_inference_request_duration_seconds": MetricSpec(
+        MetricKind.HISTOGRAM,
+        "Time from receiving an inference request to sending its response.",
+        ("model",),
+    ),
+    "modelplane_inference_queue_depth": MetricSpec(
+        MetricKind.GAUGE,
+        "Requests waiting for a model worker.",
+        ("model",),
+    ),
+}
+
+BATCH_SIZE = "modelplane_inference_batch_size"
+REQUESTS_IN_FLIGHT = "modelplane_inference_requests_in_flight"
+MODEL_LOAD_SECONDS = "modelplane_inference_model_load_seconds"
+SERVING_METRICS: dict[str, MetricSpec] = {
+    BATCH_SIZE: MetricSpec(MetricKind.HISTOGRAM, "Texts run through the model together, per batch.", ("model",)),
+    REQUESTS_IN_FLIGHT: MetricSpec(
+        MetricKind.GAUGE, "Inference requests received and not yet answered, queued or running.", ("model",)
+    ),
+    MODEL_LOAD_SECONDS: MetricSpec(
+        MetricKind.GAUGE, "Time the server took to fetch, load and warm up its model at start.", ("model",)
+    ),
+}
+"""Metrics for dashboards and capacity planning that no alert reads yet."""
