@@ -152,10 +152,10 @@ def scaling_problems(at: str, min_size: int, max_size: int, desired_size: int | 
     problems = []
     if min_size < 0:
         problems.append(f"{at}.min_size={min_size}: must be at least 0")
-    if max_size < 1:
-        problems.append(f"{at}.max_size={max_size}: must be at least 1")
-    elif max_size < min_size:
+    if max_size < min_size:
         problems.append(f"{at}.max_size={max_size}: must be at least min_size ({min_size})")
+    elif max_size < 1:
+        problems.append(f"{at}.max_size={max_size}: must be at least 1")
     if desired_size is not None and not min_size <= desired_size <= max_size:
         problems.append(
             f"{at}.desired_size={desired_size}: must lie within min_size..max_size ({min_size}..{max_size})"

@@ -2,18 +2,23 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import re
+
 import pytest
 import yaml
 
 from modelplane.components.alertmanager_config import (
+    AlertReceiver,
+    AlertRouting,
+    ReceiverKind,
     PAGERDUTY_SEVERITY,
     SLACK_TEXT,
     SLACK_TITLE,
     alertmanager_config,
     alertmanager_yaml,
     check_receiver_secrets,
+    routing_problems,
 )
-from modelplane.config import MonitoringConfig, ReceiverConfig, ReceiverKind
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus-alertmanager"
 SECRETS = {
@@ -21,21 +26,22 @@ SECRETS = {
     "slack_url": "https://hooks.slack.com/services/T/B/X",
     "hook_url": "https://hooks.example.com/alert",
 }
-MONITORING = MonitoringConfig(
-    receivers=[
-        ReceiverConfig(name="oncall", kind=ReceiverKind.PAGERDUTY, secret="pagerduty_key"),
-        ReceiverConfig(
-            name="ml-alerts",
-            kind=ReceiverKind.SLACK,
-            secret="slack_url",
-            severities=["critical", "warning"],
-            channel="#ml",
-        ),
-        ReceiverConfig(name="audit", kind=ReceiverKind.WEBHOOK, secret="hook_url", severities=["info"]),
+ONCALL: AlertReceiver = {"name": "oncall", "kind": ReceiverKind.PAGERDUTY, "secret": "pagerduty_key"}
+MONITORING: AlertRouting = {
+    "receivers": [
+        ONCALL,
+        {
+            "name": "ml-alerts",
+            "kind": ReceiverKind.SLACK,
+            "secret": "slack_url",
+            "severities": ["critical", "warning"],
+            "channel": "#ml",
+        },
+        {"name": "audit", "kind": ReceiverKind.WEBHOOK, "secret": "hook_url", "severities": ["info"]},
     ],
-    group_wait="10s",
-    repeat_interval="12h",
-)
+    "group_wait": "10s",
+    "repeat_interval": "12h",
+}
 
 
 def receiver(config, name):
@@ -79,7 +85,7 @@ def test_slack_receiver():
 
 
 def test_slack_without_channel_uses_the_webhooks_own():
-    monitoring = MonitoringConfig(receivers=[ReceiverConfig(name="s", kind=ReceiverKind.SLACK, secret="slack_url")])
+    monitoring: AlertRouting = {"receivers": [{"name": "s", "kind": ReceiverKind.SLACK, "secret": "slack_url"}]}
     assert "channel" not in receiver(alertmanager_config(monitoring, SECRETS), "s")["slack_configs"][0]
 
 
@@ -106,7 +112,7 @@ def test_critical_inhibits_warnings_of_the_same_alert_and_object():
 
 
 def test_no_receivers_sends_nothing():
-    config = alertmanager_config(MonitoringConfig(), {})
+    config = alertmanager_config({}, {})
     assert config["route"]["routes"] == []
     assert config["receivers"] == [{"name": "null"}]
 
@@ -131,12 +137,35 @@ def test_check_receiver_secrets_lists_every_missing_one():
 
 
 def test_repeated_or_reserved_receiver_names_are_refused():
-    twice = ReceiverConfig(name="oncall", kind=ReceiverKind.WEBHOOK, secret="hook_url")
+    twice: AlertReceiver = {"name": "oncall", "kind": ReceiverKind.WEBHOOK, "secret": "hook_url"}
     with pytest.raises(ValueError, match=r"names \['oncall'\] are repeated"):
-        alertmanager_config(MonitoringConfig(receivers=[*MONITORING.receivers, twice]), SECRETS)
-    null = ReceiverConfig(name="null", kind=ReceiverKind.WEBHOOK, secret="hook_url")
+        alertmanager_config({"receivers": [*MONITORING["receivers"], twice]}, SECRETS)
+    null: AlertReceiver = {"name": "null", "kind": ReceiverKind.WEBHOOK, "secret": "hook_url"}
     with pytest.raises(ValueError, match=r"'null' is reserved"):
-        alertmanager_config(MonitoringConfig(receivers=[null]), SECRETS)
+        alertmanager_config({"receivers": [null]}, SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("receiver", "problem"),
+    [
+        ({**ONCALL, "name": "On Call"}, r"receivers\[0\]\.name='On Call': must be a DNS label"),
+        ({**ONCALL, "kind": "email"}, r"receivers\[0\]\.kind='email': use one of slack, pagerduty, webhook"),
+        ({**ONCALL, "secret": "Key"}, r"receivers\[0\]\.secret='Key': must be a snake_case config key"),
+        ({**ONCALL, "severities": []}, r"receivers\[0\]\.severities=\[\]: use one or more of"),
+        ({**ONCALL, "channel": "#ml"}, r"receivers\[0\]\.channel='#ml': only Slack receivers take a channel"),
+    ],
+)
+def test_routing_problems_name_the_receiver_field(receiver: AlertReceiver, problem: str):
+    problems = routing_problems("monitoring", {"receivers": [receiver]})
+    assert len(problems) == 1
+    assert re.match(rf"^monitoring\.{problem}", problems[0])
+    assert routing_problems("monitoring", MONITORING) == []
+
+
+def test_routing_durations_are_checked():
+    assert routing_problems("monitoring", {"group_wait": "soon"}) == [
+        "monitoring.group_wait='soon': not a Prometheus duration; use e.g. '30s', '5m', '4h'"
+    ]
 
 
 def test_yaml_round_trips():

@@ -14,7 +14,7 @@ from modelplane.components.eks_cluster import (
     kubeconfig_yaml,
     managed_addons,
 )
-from modelplane.config import EndpointAccess
+from modelplane.components.eks_cluster import EndpointAccess
 from tests.conftest import ProgramRunner
 from tests.resources import Registered, dig
 
@@ -229,7 +229,7 @@ def test_kubeconfig_yaml_has_one_context() -> None:
             {"endpoint_access": EndpointAccess.PUBLIC_AND_PRIVATE, "public_access_cidrs": ["0.0.0.0/0"]},
             "opens the API server to the internet",
         ),
-        ({"control_plane_logging": ["api", "kubelet"]}, "control_plane_logging=.*unknown \\['kubelet'\\]"),
+        ({"control_plane_logging": ["api", "kubelet"]}, "control_plane_logging=.*unknown log types \\['kubelet'\\]"),
     ],
 )
 def test_invalid_args_are_refused(run_program: ProgramRunner, overrides: dict[str, Any], message: str) -> None:

@@ -7,15 +7,31 @@ from modelplane.components.grafana_dashboards import (
     DCGM_METRICS,
     dashboard,
     dashboard_configmap_data,
-    dashboard_metric_sources,
     gpu_fleet_dashboard,
-    inference_service_dashboard,
-    platform_dashboards,
+    metric_series,
     stat,
     target,
     timeseries,
-    training_run_dashboard,
+    unique_dashboards,
 )
+from modelplane.platform import workload_dashboards
+from modelplane.workloads.serving.dashboard import inference_service_dashboard
+from modelplane.workloads.serving.server.metric_catalogue import INFERENCE_METRICS, SERVING_METRICS
+from modelplane.workloads.training.dashboard import training_run_dashboard
+from modelplane.workloads.training.trainer.metric_catalogue import TRAINING_METRICS
+
+
+def platform_dashboards():
+    return unique_dashboards([gpu_fleet_dashboard(), *workload_dashboards()])
+
+
+def dashboard_metric_sources():
+    """Per dashboard uid, the metric names its queries may use: those the exporter or workload defines."""
+    return {
+        "modelplane-gpu-fleet": frozenset(DCGM_METRICS),
+        "modelplane-training-run": metric_series(TRAINING_METRICS),
+        "modelplane-inference-service": metric_series({**INFERENCE_METRICS, **SERVING_METRICS}),
+    }
 
 # PromQL words that look like metric names but are not.
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
@@ -133,7 +149,6 @@ def test_repeated_ref_ids_and_long_uids_are_refused():
 
 
 def test_inference_dashboard_shows_batch_size_and_requests_in_flight() -> None:
-    from modelplane.components.grafana_dashboards import inference_service_dashboard
 
     titles = {panel["title"] for panel in inference_service_dashboard()["panels"]}
     assert {"Average batch size by model", "Requests in flight by model", "Queue depth by model"} <= titles

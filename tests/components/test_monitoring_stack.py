@@ -21,7 +21,8 @@ from modelplane.components.monitoring_stack import (
     in_cluster_urls,
     kube_prometheus_stack_values,
 )
-from modelplane.config import MonitoringConfig, ReceiverConfig, ReceiverKind
+from modelplane.components.alertmanager_config import ReceiverKind
+from modelplane.platform import workload_dashboards
 from tests.resources import assert_rejected_before_children, dig
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -31,19 +32,20 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 PASSWORD = "grafana-pw-7f3a"
 RECEIVER_SECRET = "https://hooks.slack.com/services/T0/B0/secret-part"
-MONITORING = MonitoringConfig(
-    prometheus_retention="30d",
-    prometheus_storage_gib=100,
-    receivers=[ReceiverConfig(name="ml-alerts", kind=ReceiverKind.SLACK, secret="slack_url", channel="#ml")],
-)
+RETENTION, STORAGE_GIB = "30d", 100
 RULE_GROUPS = (gpu_rules(), platform_rules({"a100": 4}))
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 
 
 def stack_args(**overrides) -> MonitoringStackArgs:
     args: MonitoringStackArgs = {
-        "monitoring": MONITORING,
         "environment": "staging",
+        "routing": {
+            "receivers": [{"name": "ml-alerts", "kind": ReceiverKind.SLACK, "secret": "slack_url", "channel": "#ml"}]
+        },
+        "prometheus_retention": RETENTION,
+        "prometheus_storage_gib": STORAGE_GIB,
+        "dashboards": workload_dashboards(),
         "grafana_admin_password": pulumi.Output.secret(PASSWORD),
         "receiver_secrets": {"slack_url": pulumi.Output.secret(RECEIVER_SECRET)},
         "rule_groups": RULE_GROUPS,
@@ -78,7 +80,7 @@ def test_charts_are_pinned():
 
 
 def test_prometheus_selects_every_rule_and_monitor_not_only_the_releases():
-    spec = kube_prometheus_stack_values(MONITORING, "dev", "gp2")["prometheus"]["prometheusSpec"]
+    spec = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "dev", "gp2")["prometheus"]["prometheusSpec"]
     for flag in (
         "ruleSelectorNilUsesHelmValues",
         "serviceMonitorSelectorNilUsesHelmValues",
@@ -89,7 +91,7 @@ def test_prometheus_selects_every_rule_and_monitor_not_only_the_releases():
 
 
 def test_prometheus_storage_and_retention_come_from_config():
-    spec = kube_prometheus_stack_values(MONITORING, "dev", "gp3")["prometheus"]["prometheusSpec"]
+    spec = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "dev", "gp3")["prometheus"]["prometheusSpec"]
     assert spec["retention"] == "30d"
     assert spec["retentionSize"] == "85GB"
     assert spec["externalLabels"] == {"environment": "dev"}
@@ -101,7 +103,7 @@ def test_prometheus_storage_and_retention_come_from_config():
 
 
 def test_stack_runs_on_system_nodes_without_gpu_toleration():
-    values = kube_prometheus_stack_values(MONITORING, "dev", "gp2")
+    values = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "dev", "gp2")
     system = {"modelplane.io/pool": "system"}
     for path in (
         ("prometheusOperator", "nodeSelector"),
@@ -116,7 +118,7 @@ def test_stack_runs_on_system_nodes_without_gpu_toleration():
 
 
 def test_grafana_and_alertmanager_read_their_secrets_by_name():
-    values = kube_prometheus_stack_values(MONITORING, "dev", "gp2")
+    values = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "dev", "gp2")
     assert values["grafana"]["admin"] == {
         "existingSecret": "grafana-admin",
         "userKey": "admin-user",
@@ -128,12 +130,12 @@ def test_grafana_and_alertmanager_read_their_secrets_by_name():
 
 
 def test_grafana_loads_labelled_dashboards():
-    sidecar = kube_prometheus_stack_values(MONITORING, "dev", "gp2")["grafana"]["sidecar"]
+    sidecar = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "dev", "gp2")["grafana"]["sidecar"]
     assert sidecar["dashboards"] == {"enabled": True, "label": "grafana_dashboard", "labelValue": "1"}
 
 
 def test_kube_state_metrics_exposes_the_pool_label_the_pool_alerts_need():
-    values = kube_prometheus_stack_values(MONITORING, "dev", "gp2")
+    values = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "dev", "gp2")
     assert values["kube-state-metrics"]["metricLabelsAllowlist"] == ["nodes=[modelplane.io/pool]"]
 
 
@@ -269,7 +271,10 @@ def test_outputs(stack):
         ({"namespace": "Monitoring"}, r"^namespace='Monitoring'"),
         ({"storage_class": ""}, r"^storage_class=''"),
         ({"environment": "Prod"}, r"^environment='Prod'"),
-        ({"monitoring": {}}, r"^monitoring=\{\}"),
+        ({"prometheus_retention": "a month"}, r"prometheus_retention='a month': not a Prometheus duration"),
+        ({"prometheus_storage_gib": 5}, r"prometheus_storage_gib=5: must be a whole number from 10"),
+        ({"routing": {"receivers": [{"name": "x", "kind": "fax", "secret": "s"}]}}, r"kind='fax'"),
+        ({"dashboards": [*workload_dashboards(), *workload_dashboards()]}, r"dashboard uids .* repeat"),
         ({"grafana_admin_password": None}, r"^grafana_admin_password=None"),
         ({"rule_groups": ()}, r"^rule_groups=\(\)"),
         ({"rule_groups": (gpu_rules(), gpu_rules())}, r"^rule_groups: rule group names \['modelplane-gpu'\]"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from modelplane.components.network import Network, NetworkArgs
-from modelplane.config import NatGateways
+from modelplane.components.subnet_plan import NatGateways
 from tests.conftest import ProgramRunner
 from tests.resources import Registered
 

@@ -13,7 +13,7 @@ from modelplane.components.subnet_plan import (
     private_subnet_tags,
     public_subnet_tags,
 )
-from modelplane.config import NatGateways
+from modelplane.components.subnet_plan import NatGateways
 
 
 def test_slash_16_gives_private_19s_and_public_22s() -> None:
@@ -47,7 +47,7 @@ def test_adding_an_az_keeps_the_existing_subnets() -> None:
         ("10.0.0.0/24", 3, "cidr='10.0.0.0/24': prefix must be /16 to /20"),
         ("10.0.0.0/8", 3, "prefix must be /16 to /20"),
         ("10.0.0.1/16", 3, "not an IPv4 network"),
-        ("10.0.0.0/16", 7, "az_count=7: must be 1 to 6"),
+        ("10.0.0.0/16", 7, "az_count=7: must be 2 to 6"),
     ],
 )
 def test_invalid_layout_inputs_are_named(cidr: str, az_count: int, message: str) -> None:

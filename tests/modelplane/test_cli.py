@@ -140,11 +140,14 @@ def test_valid_custom_alert_is_deployed_and_written_to_the_rule_files(tmp_path: 
     assert any("TrainerImagePullFailing" in r["alerts"] for r in rules)
 
 
-@pytest.mark.parametrize(("environment", "config"), [("staging", "staging.json"), ("qa", "prod.json")])
-def test_up_and_preview_enforce_the_platform_policy_pack(environment: str, config: str) -> None:
+def test_up_and_preview_enforce_the_platform_policy_pack_with_the_plans_config(tmp_path: Path) -> None:
     from modelplane.automation import policy_pack_arguments
+    from modelplane.policy_config import pack_config
+    from modelplane.stack_config import environment_from_stack_file, read_stack_file
 
-    packs, configs = policy_pack_arguments(environment, ROOT)
-    assert packs == [str(ROOT / "policies" / "modelplane_platform")]
-    assert configs == [str(ROOT / "policies" / "modelplane_platform" / "config" / config)]
-    assert (ROOT / "policies" / "modelplane_platform" / "PulumiPolicy.yaml").is_file()
+    env = environment_from_stack_file(read_stack_file("staging", ROOT / "stacks"))
+    packs, configs = policy_pack_arguments(env, tmp_path)
+    assert packs == [str(ROOT / "modelplane" / "policies" / "modelplane_platform")]
+    assert configs == [str(tmp_path / "policy-config.json")]
+    assert json.loads(Path(configs[0]).read_text()) == pack_config(env)
+    assert (Path(packs[0]) / "PulumiPolicy.yaml").is_file()

@@ -39,7 +39,7 @@ def test_valid_config_parses_with_secure_defaults() -> None:
             sections(
                 gpu_node_pools=[{"name": "a", "instance_type": "g6.xlarge"}, {"name": "b", "instance_type": "p9.huge"}]
             ),
-            "gpu_node_pools[1].instance_type='p9.huge': unknown GPU instance type; known: g5.12xlarge",
+            "gpu_node_pools[1].instance_type='p9.huge': unknown GPU instance type 'p9.huge'; known: g5.12xlarge",
         ),
         (sections(gpu_node_pools=[{"name": "Bad_Name"}]), "gpu_node_pools[0].name='Bad_Name': must be a DNS label"),
         (
@@ -98,8 +98,8 @@ def test_valid_config_parses_with_secure_defaults() -> None:
         (sections(system_node_pool={"min_size": 3, "max_size": 2}), "system_node_pool.max_size=2: must be at least"),
         (sections(storage={"fsx": {"storage_capacity_gib": 1000}}), "storage.fsx.storage_capacity_gib=1000"),
         (sections(storage={"fsx": {"throughput_per_tib": 300}}), "storage.fsx.throughput_per_tib=300"),
-        (sections(registries={"repositories": ["Trainer"]}), "'Trainer' is not a valid ECR repository name"),
-        (sections(registries={"repositories": ["a", "a"]}), "repository names must be unique"),
+        (sections(registries={"repositories": ["Trainer"]}), "registries.repositories[0]='Trainer': not a valid ECR repository name"),
+        (sections(registries={"repositories": ["a", "a"]}), "registries.repositories=['a', 'a']: a listed twice; names must be unique"),
         (
             sections(budget={"max_gpus": 1, "max_monthly_gpu_cost_usd": 10_000}),
             "budget.max_gpus=1: the GPU pools reach 2",
@@ -140,7 +140,8 @@ def test_every_problem_is_listed_at_once() -> None:
 def test_config_error_message_lists_problems() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_environment("prod", "us-east-1", sections(network={"az_count": 9}))
-    assert str(caught.value).startswith("environment 'prod': 1 config problem(s):")
+    # Prod also requires a critical receiver: every problem is reported at once.
+    assert str(caught.value).startswith("environment 'prod': 2 config problem(s):\n  - network.az_count=9: must be 2 to 6")
 
 
 def test_unknown_pool_lookup_names_known_pools() -> None:
@@ -171,7 +172,7 @@ def test_prod_needs_a_receiver_for_critical_alerts() -> None:
         ),
         (
             {"receivers": [{"name": "a", "kind": "slack", "secret": "x", "severities": ["page"]}]},
-            "severities ['page']: use one or more of critical, warning, info",
+            "monitoring.receivers[0].severities=['page']: use one or more of critical, warning, info",
         ),
         (
             {"receivers": [{"name": "a", "kind": "webhook", "secret": "x", "channel": "#c"}]},
@@ -179,7 +180,7 @@ def test_prod_needs_a_receiver_for_critical_alerts() -> None:
         ),
         (
             {"receivers": [{"name": "a", "kind": "webhook", "secret": "budget"}]},
-            "monitoring.receivers[0].secret='budget': must be a snake_case config key that is not a section name",
+            "monitoring.receivers[0].secret='budget': names a config section; use a key of its own",
         ),
         (
             {
@@ -188,7 +189,7 @@ def test_prod_needs_a_receiver_for_critical_alerts() -> None:
                     {"name": "a", "kind": "slack", "secret": "y"},
                 ]
             },
-            "receiver names must be unique",
+            "monitoring.receivers: names ['a'] are repeated; give each receiver its own name",
         ),
     ],
 )

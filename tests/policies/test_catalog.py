@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelplane.plan.policy_check import POLICY_PACK_DIR, enforcement_level
+from modelplane.plan.policy_check import enforcement_level
+
+from modelplane.policy_config import POLICY_PACK_DIR
 from modelplane.policies.rules.catalog import ENVIRONMENTS, RULES, level, markdown_table, pack_policies
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -9,14 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from modelplane.cli import app
-from modelplane.plan.policy_check import (
-    POLICY_PACK_DIR,
-    Violation,
-    check_resources,
-    enforcement_level,
-    policy_config_file,
-    rule_properties,
-)
+from modelplane.plan.policy_check import Violation, check_resources, enforcement_level, rule_properties
+from modelplane.policy_config import POLICY_PACK_DIR, policy_config_file
 from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
 from tests.policies.harness import resource
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from modelplane.config import ConfigError, parse_environment
 from modelplane.terms.gpu_catalog import gpu_instance_type
-from modelplane.workloads.serving.server import spec as serving_spec
+from modelplane.workloads.serving import spec as serving_spec
 from modelplane.workloads.serving.spec import (
     InferenceServiceSpec,
     ScalingMetric,
@@ -16,7 +16,7 @@ from modelplane.workloads.serving.spec import (
     fit_problems,
     spec_problems,
 )
-from modelplane.workloads.training.trainer import kubernetes as training_kubernetes
+from modelplane.workloads.training import kubernetes as training_kubernetes
 
 
 def service(**overrides: Any) -> dict[str, Any]:
