@@ -5,12 +5,12 @@ Without it no pod can request a GPU, so every GPU node sits idle.
 
 from __future__ import annotations
 
-import re
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from modelplane.terms.names import is_dns_label
 from modelplane.terms.scheduling import GPU_PRESENT_LABEL, GPU_TAINT_EFFECT, GPU_TAINT_KEY
 
 COMPONENT_TYPE = "modelplane:gpu:NvidiaDevicePlugin"
@@ -19,7 +19,6 @@ CHART_REPOSITORY = "https://nvidia.github.io/k8s-device-plugin"
 CHART_VERSION = "0.17.1"
 """Pinned so a chart release never changes the cluster without a reviewed commit."""
 DEFAULT_NAMESPACE = "nvidia-device-plugin"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class NvidiaDevicePluginArgs(TypedDict):
@@ -57,7 +56,7 @@ class NvidiaDevicePlugin(pulumi.ComponentResource):
         if not isinstance(gpu_feature_discovery, bool):
             raise ValueError(f"gpu_feature_discovery={gpu_feature_discovery!r}: must be True or False")
         namespace = args.get("namespace", DEFAULT_NAMESPACE)
-        if not isinstance(namespace, str) or not _DNS_LABEL.match(namespace):
+        if not is_dns_label(namespace):
             raise ValueError(
                 f"namespace={namespace!r}: must be a DNS label (lowercase, digits, -), e.g. {DEFAULT_NAMESPACE!r}"
             )

@@ -8,12 +8,13 @@ FSX_CSI_ADDON_NAME, installed with the cluster.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from modelplane.terms.names import is_dns_label, is_dns_subdomain
 
 COMPONENT_TYPE = "modelplane:storage:LustreStorageClass"
 FSX_CSI_ADDON_NAME = "aws-fsx-csi-driver"
@@ -22,8 +23,6 @@ FSX_CSI_DRIVER = "fsx.csi.aws.com"
 SCRATCH_DEPLOYMENT_TYPE = "SCRATCH_2"
 # Many training frameworks lock files (checkpoint writers, dataset caches); Lustre refuses locks without it.
 LUSTRE_MOUNT_OPTIONS = ["flock"]
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class LustreStorageClassArgs(TypedDict):
@@ -50,7 +49,7 @@ class LustreStorageClassArgs(TypedDict):
 def check_kubernetes_names(args: LustreStorageClassArgs) -> None:
     """ValueError naming the first input that is not a valid Kubernetes name or is missing its partners."""
     storage_class_name = args.get("storage_class_name", "fsx-lustre-scratch")
-    if not _DNS_SUBDOMAIN.match(storage_class_name):
+    if not is_dns_subdomain(storage_class_name):
         raise ValueError(f"storage_class_name={storage_class_name!r}: must be a DNS subdomain (lowercase, digits, -)")
     persistent = [field for field in ("file_system_id", "dns_name", "mount_name", "namespace") if field in args]
     if persistent and len(persistent) < 4:
@@ -59,10 +58,10 @@ def check_kubernetes_names(args: LustreStorageClassArgs) -> None:
             f"{', '.join(missing)}: required with {', '.join(persistent)} to expose the persistent file system"
         )
     namespace = args.get("namespace", "default")
-    if not _DNS_LABEL.match(namespace):
+    if not is_dns_label(namespace):
         raise ValueError(f"namespace={namespace!r}: must be a DNS label (lowercase, digits, -)")
     claim_name = args.get("claim_name", "datasets")
-    if not _DNS_SUBDOMAIN.match(claim_name):
+    if not is_dns_subdomain(claim_name):
         raise ValueError(f"claim_name={claim_name!r}: must be a DNS subdomain (lowercase, digits, -)")
     capacity = args.get("storage_capacity_gib", 1200)
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:

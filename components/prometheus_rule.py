@@ -163,25 +163,6 @@ def prometheus_rule(
     )
 
 
-def service_monitor(
-    resource_name: str,
-    *,
-    name: str,
-    namespace: str,
-    match_labels: Mapping[str, str],
-    endpoints: Sequence[ScrapeEndpoint],
-    namespaces: Sequence[str] = (),
-    target_labels: Sequence[str] = (),
-    labels: Mapping[str, str] | None = None,
-    opts: pulumi.ResourceOptions | None = None,
-) -> k8s.apiextensions.CustomResource:
-    """A ServiceMonitor scraping the Services `service_monitor_spec` selects."""
-    spec = service_monitor_spec(match_labels, endpoints, namespaces=namespaces, target_labels=target_labels)
-    return monitor(
-        resource_name, kind="ServiceMonitor", name=name, namespace=namespace, spec=spec, labels=labels, opts=opts
-    )
-
-
 def pod_monitor(
     resource_name: str,
     *,

@@ -33,7 +33,6 @@ from modelplane.components.monitoring_stack import DEFAULT_RETENTION, DEFAULT_ST
 from modelplane.components.subnet_plan import NatGateways, network_problems
 from modelplane.terms.gpu_catalog import gpu_instance_type, monthly_cost_usd
 from modelplane.terms.names import check_pool_name
-from modelplane.workloads.serving.spec import InferenceServiceSpec
 from modelplane.workloads.serving.spec import InferenceServiceSpec, PoolHardware, service_problems
 from modelplane.workloads.training.spec import PoolCapacity, TrainingJobSpec, job_problems
 

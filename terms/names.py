@@ -39,9 +39,14 @@ def check_kubernetes_name(what: str, value: str) -> str:
     return value
 
 
+def is_dns_subdomain(value: object) -> bool:
+    """A DNS-1123 subdomain (StorageClass and claim names)."""
+    return isinstance(value, str) and bool(_DNS_SUBDOMAIN.match(value))
+
+
 def check_dns_subdomain(what: str, value: str) -> str:
     """`value` unchanged when it is a DNS-1123 subdomain (StorageClass and claim names)."""
-    if not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value):
+    if not is_dns_subdomain(value):
         raise ValueError(f"{what}={value!r}: must be a DNS subdomain (lowercase letters, digits, '-', '.')")
     return value
 

@@ -15,6 +15,10 @@ GPU_TAINT_EFFECT = "NoSchedule"
 """The Kubernetes spelling, for tolerations; EKS's API spells it NO_SCHEDULE."""
 EKS_GPU_TAINT_EFFECT = "NO_SCHEDULE"
 
+NODE_RESERVED_VCPUS = 2
+NODE_RESERVED_MEMORY_FRACTION = 0.1
+"""Left on every node to the kubelet, system daemons and device plugins; a pod may ask for the rest."""
+
 WORKLOAD_NAMESPACE = "ml"
 """Namespace of training jobs, inference services and their data volumes."""
 

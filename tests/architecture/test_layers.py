@@ -110,7 +110,9 @@ def test_an_upward_import_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
     violations = layer_violations(sorted(fake_root.rglob("*.py")))
     assert len(violations) == 2
-    assert "components/cluster.py:1: modelplane.components.cluster (components) imports modelplane.config" in violations[0]
+    assert (
+        "components/cluster.py:1: modelplane.components.cluster (components) imports modelplane.config" in violations[0]
+    )
     assert "terms/names.py:1" in violations[1]
 
 

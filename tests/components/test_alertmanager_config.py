@@ -1,19 +1,18 @@
+import re
 import shutil
 import subprocess
 from pathlib import Path
-
-import re
 
 import pytest
 import yaml
 
 from modelplane.components.alertmanager_config import (
-    AlertReceiver,
-    AlertRouting,
-    ReceiverKind,
     PAGERDUTY_SEVERITY,
     SLACK_TEXT,
     SLACK_TITLE,
+    AlertReceiver,
+    AlertRouting,
+    ReceiverKind,
     alertmanager_config,
     alertmanager_yaml,
     check_receiver_secrets,

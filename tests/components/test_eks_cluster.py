@@ -11,10 +11,10 @@ from modelplane.components.eks_cluster import (
     EksCluster,
     EksClusterArgs,
     EksNodeAddons,
+    EndpointAccess,
     kubeconfig_yaml,
     managed_addons,
 )
-from modelplane.components.eks_cluster import EndpointAccess
 from tests.conftest import ProgramRunner
 from tests.resources import Registered, dig
 

@@ -2,11 +2,21 @@ from __future__ import annotations
 
 import pytest
 
-from modelplane.components.gpu_nodes import GPU_TAINT, SYSTEM_AMI_TYPE, ami_type_for, block_device_mappings, capacity_block_launch, efa_network_interfaces, gpu_node_labels, metadata_options, uses_placement_group
-
-from modelplane.terms.scheduling import GPU_TAINT_KEY, POOL_LABEL, gpu_toleration
-from modelplane.components.gpu_nodes import AmiFamily, CapacityType
+from modelplane.components.gpu_nodes import (
+    GPU_TAINT,
+    SYSTEM_AMI_TYPE,
+    AmiFamily,
+    CapacityType,
+    ami_type_for,
+    block_device_mappings,
+    capacity_block_launch,
+    efa_network_interfaces,
+    gpu_node_labels,
+    metadata_options,
+    uses_placement_group,
+)
 from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.terms.scheduling import GPU_TAINT_KEY, POOL_LABEL, gpu_toleration
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ def dashboard_metric_sources():
         "modelplane-inference-service": metric_series({**INFERENCE_METRICS, **SERVING_METRICS}),
     }
 
+
 # PromQL words that look like metric names but are not.
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
 

@@ -7,6 +7,7 @@ import pytest
 from modelplane.components.alerting.gpu_rules import gpu_rules
 from modelplane.components.alerting.platform_rules import platform_rules
 from modelplane.components.alerting.rules import prometheus_rule_manifest
+from modelplane.components.alertmanager_config import ReceiverKind
 from modelplane.components.monitoring_stack import (
     COMPONENT_TYPE,
     DCGM_CHART,
@@ -21,7 +22,6 @@ from modelplane.components.monitoring_stack import (
     in_cluster_urls,
     kube_prometheus_stack_values,
 )
-from modelplane.components.alertmanager_config import ReceiverKind
 from modelplane.platform import workload_dashboards
 from tests.resources import assert_rejected_before_children, dig
 

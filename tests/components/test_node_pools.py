@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from modelplane.components.node_pools import GpuNodePool, GpuNodePoolArgs, SystemNodePool, SystemNodePoolArgs
 from modelplane.components.gpu_nodes import AmiFamily, CapacityType
+from modelplane.components.node_pools import GpuNodePool, GpuNodePoolArgs, SystemNodePool, SystemNodePoolArgs
 from modelplane.plan.mocks import RecordingMonitor
 from tests.conftest import ProgramRunner
 from tests.resources import Registered

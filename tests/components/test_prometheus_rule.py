@@ -6,10 +6,10 @@ from modelplane.components.alerting.gpu_rules import gpu_rules
 from modelplane.components.alerting.rules import prometheus_rule_manifest
 from modelplane.components.prometheus_rule import (
     ScrapeEndpoint,
+    monitor,
     pod_monitor,
     pod_monitor_spec,
     prometheus_rule,
-    service_monitor,
     service_monitor_spec,
 )
 from tests.resources import assert_rejected_before_children
@@ -81,12 +81,12 @@ def monitoring_objects(run_program):
         provider = k8s.Provider("cluster", kubeconfig="{}")
         opts = pulumi.ResourceOptions(provider=provider)
         prometheus_rule("gpu-rules", name="gpu", namespace="monitoring", groups=[gpu_rules()], opts=opts)
-        service_monitor(
+        monitor(
             "chat-monitor",
+            kind="ServiceMonitor",
             name="chat",
             namespace="serving",
-            match_labels={"app": "chat"},
-            endpoints=[METRICS],
+            spec=service_monitor_spec({"app": "chat"}, [METRICS]),
             opts=opts,
         )
         pod_monitor(
@@ -136,8 +136,12 @@ def test_helpers_use_the_callers_provider(monitoring_objects):
 def test_bad_name_fails_before_the_resource(run_program):
     assert_rejected_before_children(
         run_program,
-        lambda: service_monitor(
-            "m", name="Chat", namespace="serving", match_labels={"app": "chat"}, endpoints=[METRICS]
+        lambda: monitor(
+            "m",
+            kind="ServiceMonitor",
+            name="Chat",
+            namespace="serving",
+            spec=service_monitor_spec({"app": "chat"}, [METRICS]),
         ),
         r"^name='Chat'",
         [],

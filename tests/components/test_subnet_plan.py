@@ -7,13 +7,13 @@ import re
 import pytest
 
 from modelplane.components.subnet_plan import (
+    NatGateways,
     nat_gateway_azs,
     nat_gateway_for,
     plan_subnets,
     private_subnet_tags,
     public_subnet_tags,
 )
-from modelplane.components.subnet_plan import NatGateways
 
 
 def test_slash_16_gives_private_19s_and_public_22s() -> None:

@@ -98,8 +98,14 @@ def test_valid_config_parses_with_secure_defaults() -> None:
         (sections(system_node_pool={"min_size": 3, "max_size": 2}), "system_node_pool.max_size=2: must be at least"),
         (sections(storage={"fsx": {"storage_capacity_gib": 1000}}), "storage.fsx.storage_capacity_gib=1000"),
         (sections(storage={"fsx": {"throughput_per_tib": 300}}), "storage.fsx.throughput_per_tib=300"),
-        (sections(registries={"repositories": ["Trainer"]}), "registries.repositories[0]='Trainer': not a valid ECR repository name"),
-        (sections(registries={"repositories": ["a", "a"]}), "registries.repositories=['a', 'a']: a listed twice; names must be unique"),
+        (
+            sections(registries={"repositories": ["Trainer"]}),
+            "registries.repositories[0]='Trainer': not a valid ECR repository name",
+        ),
+        (
+            sections(registries={"repositories": ["a", "a"]}),
+            "registries.repositories=['a', 'a']: a listed twice; names must be unique",
+        ),
         (
             sections(budget={"max_gpus": 1, "max_monthly_gpu_cost_usd": 10_000}),
             "budget.max_gpus=1: the GPU pools reach 2",
@@ -141,7 +147,9 @@ def test_config_error_message_lists_problems() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_environment("prod", "us-east-1", sections(network={"az_count": 9}))
     # Prod also requires a critical receiver: every problem is reported at once.
-    assert str(caught.value).startswith("environment 'prod': 2 config problem(s):\n  - network.az_count=9: must be 2 to 6")
+    assert str(caught.value).startswith(
+        "environment 'prod': 2 config problem(s):\n  - network.az_count=9: must be 2 to 6"
+    )
 
 
 def test_unknown_pool_lookup_names_known_pools() -> None:

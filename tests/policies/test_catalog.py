@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from modelplane.plan.policy_check import enforcement_level
-
-from modelplane.policy_config import POLICY_PACK_DIR
 from modelplane.policies.rules.catalog import ENVIRONMENTS, RULES, level, markdown_table, pack_policies
+from modelplane.policy_config import POLICY_PACK_DIR
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 RULE_NAME = re.compile(r"^(aws|kubernetes|modelplane)(-[a-z0-9]+){3,}$")

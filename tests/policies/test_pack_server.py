@@ -16,10 +16,9 @@ from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from modelplane.plan.policy_check import check_resources
-
-from modelplane.policy_config import POLICY_PACK_DIR
 from modelplane.policies.rules.catalog import RULES
 from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
+from modelplane.policy_config import POLICY_PACK_DIR
 from tests.policies.harness import resource
 
 REPOSITORY = resource(

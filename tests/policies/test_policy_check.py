@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from modelplane.cli import app
 from modelplane.plan.policy_check import Violation, check_resources, enforcement_level, rule_properties
-from modelplane.policy_config import POLICY_PACK_DIR, policy_config_file
 from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
+from modelplane.policy_config import POLICY_PACK_DIR, policy_config_file
 from tests.policies.harness import resource
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from modelplane.components.iam import InlinePolicy, pod_identity
 from modelplane.components.prometheus_rule import monitor, prometheus_rule
 from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.serving.alerts import inference_rules
 from modelplane.workloads.serving.kubernetes import (
     CANARY,
@@ -46,7 +47,7 @@ class InferenceServiceArgs(TypedDict):
     instance_type: NotRequired[str]
     """The GPU pool's instance type: required with accelerator gpu (checks the replica fits), absent with cpu."""
     namespace: NotRequired[str]
-    """Namespace of the service's objects; default "ml"."""
+    """Namespace of the service's objects; default WORKLOAD_NAMESPACE ("ml")."""
 
 
 def _problems(args: InferenceServiceArgs) -> list[str]:
@@ -83,7 +84,7 @@ class InferenceService(pulumi.ComponentResource):
     def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelplane:workloads:InferenceService", name, {}, opts)
         spec = args["spec"]
-        namespace = args.get("namespace", "ml")
+        namespace = args.get("namespace", WORKLOAD_NAMESPACE)
         problems = _problems(args)
         if problems:
             raise ValueError(f"InferenceService {name}: " + "; ".join(problems))

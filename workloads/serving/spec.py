@@ -17,16 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelplane.terms.gpu_catalog import GpuInstanceType
 from modelplane.terms.names import check_workload_name
+from modelplane.terms.scheduling import NODE_RESERVED_MEMORY_FRACTION, NODE_RESERVED_VCPUS
 from modelplane.workloads.serving.alerts import InferenceObjectives
 from modelplane.workloads.serving.server.config import MODEL_NAME
 from modelplane.workloads.spec_fields import artifact_path, env_names, pinned_image, registry_problem
 
 CPU_QUANTITY = re.compile(r"^(\d+(\.\d{1,3})?|\d+m)$")
 MEMORY_QUANTITY = re.compile(r"^\d+(Mi|Gi)$")
-# Left to the kubelet, system daemons and device plugins on each node, as training's `node_resources` leaves.
-# (Not imported from modelplane.workloads.training.kubernetes: it imports Pulumi, and modelplane.config imports this module.)
-RESERVED_VCPUS = 2
-RESERVED_MEMORY_FRACTION = 0.1
 IMAGE_EXAMPLE = "server:1.4.0"
 MODEL_EXAMPLE = "models/sentiment"
 
@@ -279,7 +276,7 @@ class PoolHardware:
 
 def allocatable(instance: GpuInstanceType) -> tuple[float, float]:
     """vCPUs and GiB of memory a node leaves to pods (the rest goes to the kubelet and daemons)."""
-    return instance.vcpus - RESERVED_VCPUS, instance.memory_gib * (1 - RESERVED_MEMORY_FRACTION)
+    return instance.vcpus - NODE_RESERVED_VCPUS, instance.memory_gib * (1 - NODE_RESERVED_MEMORY_FRACTION)
 
 
 def fit_problems(spec: InferenceServiceSpec, instance: GpuInstanceType) -> list[str]:

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from modelplane.components.iam import InlinePolicy, pod_identity
 from modelplane.components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
 from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.training.alerts import training_rules
 from modelplane.workloads.training.kubernetes import (
     DEEPSPEED_CONFIG_FILE,
@@ -43,7 +44,7 @@ class TrainingJobArgs(TypedDict):
     efa: NotRequired[bool]
     """The pool has EFA interfaces: request them and configure NCCL for them; default False."""
     namespace: NotRequired[str]
-    """Namespace of the job's objects; default "ml"."""
+    """Namespace of the job's objects; default WORKLOAD_NAMESPACE ("ml")."""
 
 
 def image_reference(repository_url: str, spec_image: str) -> str:
@@ -59,7 +60,7 @@ class TrainingJob(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelplane:workloads:TrainingJob", name, {}, opts)
         spec = args["spec"]
-        namespace = args.get("namespace", "ml")
+        namespace = args.get("namespace", WORKLOAD_NAMESPACE)
         efa = args.get("efa", False)
         instance = gpu_instance_type(args["instance_type"])
         if spec.gpus_per_node > instance.gpus:

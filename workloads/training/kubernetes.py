@@ -10,7 +10,13 @@ import json
 from typing import Any
 
 from modelplane.terms.gpu_catalog import GpuInstanceType
-from modelplane.terms.scheduling import GPU_PRESENT_LABEL, POOL_LABEL, gpu_toleration
+from modelplane.terms.scheduling import (
+    GPU_PRESENT_LABEL,
+    NODE_RESERVED_MEMORY_FRACTION,
+    NODE_RESERVED_VCPUS,
+    POOL_LABEL,
+    gpu_toleration,
+)
 from modelplane.workloads.training.deepspeed_config import ds_config_for
 from modelplane.workloads.training.spec import TrainingJobSpec
 
@@ -27,9 +33,6 @@ RUNTIME_PATCH_MANAGER = "modelplane.io/training-job"
 NON_ROOT_UID = 1000
 EFA_RESOURCE = "vpc.amazonaws.com/efa"
 GPU_RESOURCE = "nvidia.com/gpu"
-# Left to the kubelet, system daemons and the device plugins on each node.
-RESERVED_VCPUS = 2
-RESERVED_MEMORY_FRACTION = 0.1
 
 
 def artifact_uri(path: str, artifact_root: str) -> str:
@@ -67,8 +70,8 @@ def trainer_arguments(
 def node_resources(spec: TrainingJobSpec, instance: GpuInstanceType, efa: bool) -> dict[str, dict[str, str]]:
     """Requests equal limits (guaranteed QoS): the node's share for this job's GPUs, and its EFA devices."""
     share = spec.gpus_per_node / instance.gpus
-    cpu = max(1, int((instance.vcpus - RESERVED_VCPUS) * share))
-    memory_gib = max(1, int(instance.memory_gib * (1 - RESERVED_MEMORY_FRACTION) * share))
+    cpu = max(1, int((instance.vcpus - NODE_RESERVED_VCPUS) * share))
+    memory_gib = max(1, int(instance.memory_gib * (1 - NODE_RESERVED_MEMORY_FRACTION) * share))
     resources = {"cpu": str(cpu), "memory": f"{memory_gib}Gi", GPU_RESOURCE: str(spec.gpus_per_node)}
     if efa:
         resources[EFA_RESOURCE] = str(instance.efa_interfaces)

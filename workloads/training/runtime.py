@@ -7,6 +7,7 @@ from typing import NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from modelplane.terms.scheduling import POOL_LABEL, SYSTEM_POOL_NAME
 from modelplane.workloads.training.kubernetes import TRAINER_API_VERSION, cluster_training_runtime_manifest
 
 CHART = "oci://ghcr.io/kubeflow/charts/kubeflow-trainer"
@@ -20,7 +21,7 @@ def trainer_chart_values() -> dict[str, object]:
     # The controller runs on system nodes; JobSet comes with the chart as its dependency.
     return {
         "jobset": {"install": True},
-        "manager": {"nodeSelector": {"modelplane.io/pool": "system"}},
+        "manager": {"nodeSelector": {POOL_LABEL: SYSTEM_POOL_NAME}},
     }
 
 

@@ -1,0 +1,5 @@
+"""`python -m modelplane`: the `modelplane` command."""
+
+from modelplane.cli import app
+
+app()
