@@ -20,12 +20,11 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 import yaml
-from pulumi.runtime import settings
-from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime import MockCallArgs, MockResourceArgs
+from pulumi.runtime.mocks import MockMonitor
 
 from modelplane.plan.engine import plan_environment
+from modelplane.plan.harness import run_with_mocks
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1, 10, 100, 200)
@@ -62,15 +61,13 @@ def time_modelplane(stacks: Path, environment: str) -> tuple[float, int]:
 
 def time_bare_sdk(resources: int) -> float:
     mocks = BareMocks()
-    settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project="bare", stack="bench", preview=False, monitor=MockMonitor(mocks))
 
     def program() -> None:
         for index in range(resources):
             aws.s3.Bucket(f"bucket-{index}", tags={"index": str(index)})
 
     start = time.perf_counter()
-    _sync_await(run_pulumi_func(program))
+    run_with_mocks(program, mocks, MockMonitor(mocks), stack="bench")
     return time.perf_counter() - start
 
 

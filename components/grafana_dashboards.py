@@ -152,7 +152,7 @@ def gpu_fleet_dashboard() -> dict[str, Any]:
     return dashboard("modelplane-gpu-fleet", "GPU fleet", panels, [node])
 
 
-def unique_dashboards(dashboards: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def unique_dashboards(dashboards: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """`dashboards` unchanged when every uid is unique (Grafana keeps only one dashboard per uid)."""
     uids = [d["uid"] for d in dashboards]
     if len(set(uids)) != len(uids):
@@ -160,7 +160,7 @@ def unique_dashboards(dashboards: Sequence[dict[str, Any]]) -> list[dict[str, An
     return list(dashboards)
 
 
-def dashboard_configmap_data(board: dict[str, Any]) -> dict[str, str]:
+def dashboard_configmap_data(board: Mapping[str, Any]) -> dict[str, str]:
     """The ConfigMap `data` the Grafana sidecar reads: one `<uid>.json` file."""
     return {f"{board['uid']}.json": json.dumps(board, indent=2, sort_keys=True)}
 

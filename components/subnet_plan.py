@@ -38,7 +38,7 @@ def network_problems(at: str, cidr: object, az_count: object) -> list[str]:
     """Every problem of a VPC's CIDR and AZ count, each naming `at` (the config path), the value and the fix."""
     problems = []
     try:
-        vpc = ipaddress.IPv4Network(cidr)  # type: ignore[arg-type]
+        vpc = ipaddress.IPv4Network(cidr)
     except (ValueError, TypeError) as exc:
         problems.append(f"{at}.cidr={cidr!r}: not an IPv4 network ({exc}); use e.g. '10.0.0.0/16'")
     else:

@@ -1,1 +1,1 @@
-"""Pure shared terms at the bottom of the layers: the GPU catalog, scheduling labels and taints, names and their limits."""
+"""Pure shared terms, the bottom layer: the GPU catalog, scheduling labels and taints, names and their limits."""

@@ -10,7 +10,7 @@ from modelplane.plan.mocks import RecordedResource
 
 
 class Registered:
-    """The resources one program registered, in registration order."""
+    """The resources one program registered, parents before children (see `in_tree_order`)."""
 
     def __init__(self, resources: list[RecordedResource]):
         self.resources = resources

@@ -49,7 +49,7 @@ def deepspeed_config_json(spec: TrainingJobSpec) -> str:
 def trainer_arguments(
     spec: TrainingJobSpec, artifact_root: str, deepspeed_config_path: str, metrics_port: int
 ) -> list[str]:
-    """Arguments of `python -m modelplane.workloads.training.trainer` for this job (the same in the cloud and locally)."""
+    """Arguments of `python -m modelplane.workloads.training.trainer` for this job (in the cloud and locally)."""
     arguments = [
         "--job-name", spec.name,
         "--dataset-uri", artifact_uri(spec.dataset, artifact_root),

@@ -105,7 +105,7 @@ def serve_in_thread(app: Starlette) -> Iterator[str]:
 
 
 class ServerProcess:
-    """`python -m modelplane.workloads.serving.server` in a subprocess, its merged stdout and stderr collected line by line."""
+    """The server (`python -m modelplane.workloads.serving.server`) in a subprocess, its output collected by line."""
 
     def __init__(self, command: list[str], env: dict[str, str]):
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

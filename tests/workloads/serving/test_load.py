@@ -1,4 +1,4 @@
-"""The server as deployed (`python -m modelplane.workloads.serving.server` in its own process) under load, and under SIGTERM."""
+"""The server as deployed (`python -m modelplane.workloads.serving.server`, own process) under load and SIGTERM."""
 
 from __future__ import annotations
 

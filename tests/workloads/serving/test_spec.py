@@ -7,7 +7,6 @@ from pydantic import ValidationError
 
 from modelplane.config import ConfigError, parse_environment
 from modelplane.terms.gpu_catalog import gpu_instance_type
-from modelplane.workloads.serving import spec as serving_spec
 from modelplane.workloads.serving.spec import (
     InferenceServiceSpec,
     ScalingMetric,
@@ -16,7 +15,6 @@ from modelplane.workloads.serving.spec import (
     fit_problems,
     spec_problems,
 )
-from modelplane.workloads.training import kubernetes as training_kubernetes
 
 
 def service(**overrides: Any) -> dict[str, Any]:
@@ -171,8 +169,3 @@ def test_canary_replicas_follow_the_traffic_share_at_the_stable_minimum(
 
 def test_a_valid_spec_has_no_problems_of_its_own() -> None:
     assert spec_problems(InferenceServiceSpec.model_validate(service())) == []
-
-
-def test_node_reserve_matches_trainings() -> None:
-    assert serving_spec.RESERVED_VCPUS == training_kubernetes.RESERVED_VCPUS
-    assert serving_spec.RESERVED_MEMORY_FRACTION == training_kubernetes.RESERVED_MEMORY_FRACTION

@@ -1,6 +1,7 @@
 """Acceptance: 2-rank ZeRO-2 torchrun on CPU learns the synthetic task, and survives SIGKILL of the whole job.
 
-Every run is `torchrun --nproc_per_node 2 -m modelplane.workloads.training.trainer` as a subprocess, with the DeepSpeed config
+Every run is `torchrun --nproc_per_node 2 -m modelplane.workloads.training.trainer` as a subprocess,
+with the DeepSpeed config
 rendered by `ds_config_for`, as the job's pod would run it.
 """
 

@@ -1,4 +1,5 @@
-"""`python -m modelplane.workloads.training.trainer`: fine-tune, checkpoint and export a text classifier (run it under torchrun)."""
+"""`python -m modelplane.workloads.training.trainer`: fine-tune, checkpoint and export a text classifier
+(run it under torchrun)."""
 
 from __future__ import annotations
 

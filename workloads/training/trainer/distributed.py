@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-# What torchrun sets; a plain `python -m modelplane.workloads.training.trainer` runs as the only rank of a one-process group.
+# What torchrun sets; a plain `python -m modelplane.workloads.training.trainer` runs as the only rank
+# of a one-process group.
 SINGLE_PROCESS_ENV = {
     "RANK": "0",
     "WORLD_SIZE": "1",
