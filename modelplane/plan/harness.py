@@ -23,8 +23,8 @@ def run_with_mocks(
 ) -> None:
     """Run `program` against `monitor` as the engine would (not a preview), until everything it started is done.
 
-    Each run starts clean, whatever ran before in the process: its own event loop, closed with any task left
-    over; a new root stack; exactly `config` and `secret_keys`.
+    Each run starts clean, whatever ran before in the process: its own event loop (closed at the end, any task
+    left on it cancelled), a new root stack, and exactly `config` and `secret_keys`.
     """
     with asyncio.Runner() as runner:
         # The Runner makes its loop the thread's current one, which is where the SDK schedules its work.
