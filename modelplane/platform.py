@@ -280,7 +280,7 @@ def deploy_training_jobs(platform: Platform, namespace: k8s.core.v1.Namespace | 
         TrainingJob(
             f"train-{job.name}",
             {
-                "spec": job,
+                "spec": job.model_dump(mode="json"),
                 "cluster_name": platform.cluster.cluster_name,
                 "image_repository_url": repository_url(platform.registry, repository_of(job.image)),
                 "artifact_bucket": platform.artifacts.bucket_name,
@@ -305,7 +305,7 @@ def deploy_inference_services(platform: Platform, namespace: k8s.core.v1.Namespa
     assert namespace is not None, "workload_namespace exists whenever inference services do"
     for service in env.inference_services:
         args: InferenceServiceArgs = {
-            "spec": service,
+            "spec": service.model_dump(mode="json"),
             "cluster_name": platform.cluster.cluster_name,
             "image_repository_url": repository_url(platform.registry, repository_of(service.image)),
             "artifact_bucket": platform.artifacts.bucket_name,

@@ -51,6 +51,13 @@ def test_the_policy_packs_data_files_are_in_the_wheel(wheel: Path) -> None:
     assert shipped and {f"{pack}/config/{name}" for name in shipped} <= names
 
 
+def test_the_vendored_crd_schemas_are_in_the_wheel(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    vendored = {p.name for p in (ROOT / "modelplane" / "plan" / "crd_schemas").glob("*.json")}
+    assert vendored and {f"modelplane/plan/crd_schemas/{name}" for name in vendored} <= names
+
+
 def test_the_wheel_accepts_current_pythons(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 import pulumi
@@ -30,8 +31,8 @@ from modelplane.workloads.training.job import image_reference
 
 
 class InferenceServiceArgs(TypedDict):
-    spec: InferenceServiceSpec
-    """What the ML team declared."""
+    spec: Mapping[str, Any]
+    """What the ML team declared, as plain data (the fields of InferenceServiceSpec); validated here."""
     cluster_name: pulumi.Input[str]
     """The EKS cluster (for the service's pod identity)."""
     image_repository_url: pulumi.Input[str]
@@ -50,9 +51,8 @@ class InferenceServiceArgs(TypedDict):
     """Namespace of the service's objects; default WORKLOAD_NAMESPACE ("ml")."""
 
 
-def _problems(args: InferenceServiceArgs) -> list[str]:
+def _problems(spec: InferenceServiceSpec, args: InferenceServiceArgs) -> list[str]:
     """The spec's own rules, and one replica's fit on the pool's instance type."""
-    spec = args["spec"]
     instance_type = args.get("instance_type")
     problems = [f"spec.{problem}" for problem in spec_problems(spec)]
     if spec.accelerator is Accelerator.GPU and instance_type is None:
@@ -83,9 +83,9 @@ class InferenceService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelplane:workloads:InferenceService", name, {}, opts)
-        spec = args["spec"]
+        spec = InferenceServiceSpec.model_validate(args["spec"])
         namespace = args.get("namespace", WORKLOAD_NAMESPACE)
-        problems = _problems(args)
+        problems = _problems(spec, args)
         if problems:
             raise ValueError(f"InferenceService {name}: " + "; ".join(problems))
         child = pulumi.ResourceOptions(parent=self)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import NotRequired, TypedDict
+from collections.abc import Mapping
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,8 +28,8 @@ from modelplane.workloads.training.spec import TrainingJobSpec
 
 
 class TrainingJobArgs(TypedDict):
-    spec: TrainingJobSpec
-    """What the ML team declared."""
+    spec: Mapping[str, Any]
+    """What the ML team declared, as plain data (the fields of TrainingJobSpec); validated here."""
     cluster_name: pulumi.Input[str]
     """The EKS cluster (for the job's pod identity)."""
     image_repository_url: pulumi.Input[str]
@@ -59,7 +60,7 @@ class TrainingJob(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: TrainingJobArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelplane:workloads:TrainingJob", name, {}, opts)
-        spec = args["spec"]
+        spec = TrainingJobSpec.model_validate(args["spec"])
         namespace = args.get("namespace", WORKLOAD_NAMESPACE)
         efa = args.get("efa", False)
         instance = gpu_instance_type(args["instance_type"])

@@ -25,7 +25,7 @@ CANARY = {"image": "server:0.2.0", "traffic_percent": 25}
 def inference_service(served: InferenceServiceSpec | None = None, **extra: Any) -> InferenceService:
     served = served or spec()
     args: InferenceServiceArgs = {
-        "spec": served,
+        "spec": served.model_dump(mode="json"),
         "cluster_name": "modelplane-prod",
         "image_repository_url": REPOSITORY,
         "artifact_bucket": "artifacts-abc",
@@ -213,7 +213,7 @@ def test_bad_input_is_refused_before_any_resource(
 def test_a_gpu_service_needs_the_pools_instance_type(run_program) -> None:
     def without_instance_type() -> InferenceService:
         args: InferenceServiceArgs = {
-            "spec": spec(),
+            "spec": spec().model_dump(mode="json"),
             "cluster_name": "c",
             "image_repository_url": REPOSITORY,
             "artifact_bucket": "b",

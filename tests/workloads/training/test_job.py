@@ -26,7 +26,7 @@ def job(instance_type: str = "g6.xlarge", spec: TrainingJobSpec = SPEC) -> Train
     return TrainingJob(
         "train-sentiment",
         {
-            "spec": spec,
+            "spec": spec.model_dump(mode="json"),
             "cluster_name": "modelplane-dev",
             "image_repository_url": "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelplane-dev/trainer",
             "artifact_bucket": "artifacts-abc",
