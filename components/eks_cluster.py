@@ -104,6 +104,8 @@ def managed_addons() -> list[ManagedAddon]:
         ManagedAddon("eks-pod-identity-agent", needs_nodes=False),
         ManagedAddon("coredns", needs_nodes=True),
         ManagedAddon("aws-ebs-csi-driver", needs_nodes=True),
+        # Resource metrics for the HorizontalPodAutoscalers (a community add-on, no IAM).
+        ManagedAddon("metrics-server", needs_nodes=True),
     ]
 
 

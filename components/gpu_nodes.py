@@ -189,3 +189,31 @@ def gpu_pool_problems(
     if capacity_reservation_id and capacity_type != CapacityType.CAPACITY_BLOCK:
         problems.append(f"{at}.capacity_reservation_id={capacity_reservation_id!r}: only with CAPACITY_BLOCK")
     return problems
+
+
+def is_elastic(capacity_type: str) -> bool:
+    """On-demand and spot pools scale with demand (Karpenter); a capacity block is a fixed reservation."""
+    return capacity_type != CapacityType.CAPACITY_BLOCK
+
+
+def provisioning_problems(
+    at: str, capacity_type: str, min_size: int, max_size: int, desired_size: int | None
+) -> list[str]:
+    """What each way of provisioning a pool needs: an elastic pool scales from zero on demand, so it has no
+    minimum of its own (a service's replicas keep its nodes up); a reserved pool is its reservation, never 0."""
+    if is_elastic(capacity_type):
+        problems = []
+        if min_size != 0:
+            problems.append(
+                f"{at}.min_size={min_size}: {capacity_type} pools scale from zero with demand (Karpenter); set 0 "
+                "and keep capacity up with the workloads' own minimum (an inference service's replicas.min)"
+            )
+        if desired_size is not None:
+            problems.append(f"{at}.desired_size={desired_size}: only reserved (CAPACITY_BLOCK) pools have a size")
+        return problems
+    if not (min_size == max_size and (desired_size is None or desired_size == max_size)):
+        return [
+            f"{at}.min_size={min_size}, max_size={max_size}: a CAPACITY_BLOCK pool is its reservation; "
+            "set min_size and max_size to the instances reserved"
+        ]
+    return []

@@ -204,7 +204,7 @@ class GpuNodePool(pulumi.ComponentResource):
         network_interfaces = None
         subnet_ids: pulumi.Input[Sequence[str]] = args["subnet_ids"]
         if efa:
-            efa_group = self._efa_security_group(name, args["vpc_id"], tags)
+            efa_group = efa_security_group(name, parent=self, vpc_id=args["vpc_id"], tags=tags)
             security_groups = [efa_group.id, args["cluster_security_group_id"]]
             network_interfaces = efa_network_interfaces(instance, security_groups)
             # EFA traffic does not cross AZs: keep every node in the first subnet's AZ.
@@ -247,29 +247,30 @@ class GpuNodePool(pulumi.ComponentResource):
             outputs["placement_group_name"] = self.placement_group_name
         self.register_outputs(outputs)
 
-    def _efa_security_group(
-        self, name: str, vpc_id: pulumi.Input[str], tags: Mapping[str, str]
-    ) -> aws.ec2.SecurityGroup:
-        """EFA requires a group allowing all traffic to and from itself."""
-        child = pulumi.ResourceOptions(parent=self)
-        group = aws.ec2.SecurityGroup(
-            f"{name}-efa", vpc_id=vpc_id, description="EFA traffic between the pool's nodes", tags=tags, opts=child
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-efa-ingress",
-            security_group_id=group.id,
-            referenced_security_group_id=group.id,
-            ip_protocol="-1",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-efa-egress",
-            security_group_id=group.id,
-            referenced_security_group_id=group.id,
-            ip_protocol="-1",
-            opts=child,
-        )
-        return group
+
+def efa_security_group(
+    name: str, *, parent: pulumi.Resource, vpc_id: pulumi.Input[str], tags: Mapping[str, str]
+) -> aws.ec2.SecurityGroup:
+    """The group EFA requires, allowing all traffic to and from itself: `<name>-efa` and its two rules."""
+    child = pulumi.ResourceOptions(parent=parent)
+    group = aws.ec2.SecurityGroup(
+        f"{name}-efa", vpc_id=vpc_id, description="EFA traffic between the pool's nodes", tags=dict(tags), opts=child
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        f"{name}-efa-ingress",
+        security_group_id=group.id,
+        referenced_security_group_id=group.id,
+        ip_protocol="-1",
+        opts=child,
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        f"{name}-efa-egress",
+        security_group_id=group.id,
+        referenced_security_group_id=group.id,
+        ip_protocol="-1",
+        opts=child,
+    )
+    return group
 
 
 def _check_efa_wiring(at: str, args: GpuNodePoolArgs) -> None:

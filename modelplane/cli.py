@@ -17,8 +17,10 @@ from modelplane.components.alerting.promtool import PromtoolMissingError
 from modelplane.config import ConfigError
 from modelplane.local.monitoring import MonitoringToolMissing
 from modelplane.local.settings import LOCAL
+from modelplane.plan.crd_validation import KARPENTER_VERSION, KUEUE_VERSION
 from modelplane.plan.diff import diff_plans
 from modelplane.plan.engine import plan_environment, write_plan
+from modelplane.plan.manifests import custom_object_problems
 from modelplane.plan.policy_check import check_plan, mandatory, planned_resources, violations_table
 from modelplane.plan.report import cost_table, counts_table, print_diff, resource_tree
 from modelplane.plan.rules import check_rule_files
@@ -93,6 +95,12 @@ def plan(
         if problems:
             raise _fail("promtool rejects alert rules:\n" + "\n".join(f"  - {p}" for p in problems))
         console.print(f"promtool: {len(files.rules)} rule files OK")
+    object_problems = custom_object_problems(result.resources)
+    if object_problems:
+        raise _fail(
+            "custom objects the cluster's CRDs would reject:\n" + "\n".join(f"  - {p}" for p in object_problems)
+        )
+    console.print(f"CRD schemas: Karpenter {KARPENTER_VERSION} and Kueue {KUEUE_VERSION} objects OK")
     if violations:
         console.print(violations_table(violations, planned_resources(result)))
     else:

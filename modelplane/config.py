@@ -28,12 +28,26 @@ from modelplane.components.eks_cluster import (
     EndpointAccess,
     cluster_problems,
 )
-from modelplane.components.gpu_nodes import AmiFamily, CapacityType, gpu_pool_problems, scaling_problems
+from modelplane.components.gpu_nodes import (
+    AmiFamily,
+    CapacityType,
+    gpu_pool_problems,
+    provisioning_problems,
+    scaling_problems,
+)
+from modelplane.components.gpu_queues import GpuFlavor, TeamQueue, queue_problems
 from modelplane.components.monitoring_stack import DEFAULT_RETENTION, DEFAULT_STORAGE_GIB, prometheus_problems
 from modelplane.components.subnet_plan import NatGateways, network_problems
-from modelplane.terms.gpu_catalog import gpu_instance_type, monthly_cost_usd
-from modelplane.terms.names import check_pool_name
-from modelplane.workloads.serving.spec import InferenceServiceSpec, PoolHardware, service_problems
+from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, monthly_cost_usd
+from modelplane.terms.names import check_pool_name, check_workload_name
+from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
+from modelplane.workloads.serving.spec import (
+    Accelerator,
+    InferenceServiceSpec,
+    PoolHardware,
+    canary_replicas,
+    service_problems,
+)
 from modelplane.workloads.training.spec import PoolCapacity, TrainingJobSpec, job_problems
 
 CONFIG_NAMESPACE = "modelplane"
@@ -181,6 +195,28 @@ class MonitoringConfig(StrictModel):
         return [self.grafana_admin_password_secret, *(r.secret for r in self.receivers)]
 
 
+class TeamConfig(StrictModel):
+    name: str
+    """DNS label: the team's namespace, and its GPU queue's name (`team-<name>`)."""
+    gpu_quota: dict[str, int] = Field(default_factory=dict)
+    """GPUs per pool the team is guaranteed (Kueue's nominal quota); pools not listed: none of its own."""
+    can_borrow: bool = True
+    """Run on other teams' idle quota in the shared cohort (given back when they need it)."""
+
+    @field_validator("name")
+    @classmethod
+    def _team_name(cls, value: str) -> str:
+        return check_workload_name(value)
+
+
+DEFAULT_TEAM = WORKLOAD_NAMESPACE
+"""The one team of an environment that declares none: its namespace is the workload namespace."""
+RESERVED_NAMESPACES = frozenset(
+    {"default", "kube-system", "kube-public", "kube-node-lease", "monitoring", "kueue-system", "kubeflow-system"}
+)
+"""Namespaces the cluster or the platform's own controllers use: no team may take one."""
+
+
 class EnvironmentConfig(StrictModel):
     name: str
     region: str
@@ -194,7 +230,41 @@ class EnvironmentConfig(StrictModel):
     monitoring: MonitoringConfig = MonitoringConfig()
     training_jobs: list[TrainingJobSpec] = Field(default_factory=list)
     inference_services: list[InferenceServiceSpec] = Field(default_factory=list)
+    teams: list[TeamConfig] = Field(default_factory=list)
+    """The ML teams sharing the platform; none: one team, `ml`, guaranteed every pool's GPUs."""
     tags: dict[str, str] = Field(default_factory=dict)
+
+    def queue_flavors(self) -> list[GpuFlavor]:
+        """Per pool, the GPUs queued work can have: the pool's GPUs at max size, less what its inference
+        services reach at their max (Kueue does not count serving, so a quota on those GPUs would be a promise
+        it could not keep)."""
+        return [
+            GpuFlavor(pool.name, max(0, pool_max_gpus(pool) - self.serving_gpus_at_max(pool.name)))
+            for pool in self.gpu_node_pools
+            if pool_is_known(pool)
+        ]
+
+    def serving_gpus_at_max(self, pool_name: str) -> int:
+        """GPUs the inference services on `pool_name` take at their max replicas, canaries included (one each)."""
+        return sum(
+            service.replicas.max + (canary_replicas(service) if service.canary_image else 0)
+            for service in self.inference_services
+            if service.accelerator is Accelerator.GPU and service.gpu_pool == pool_name
+        )
+
+    def effective_teams(self) -> list[TeamConfig]:
+        """The declared teams, or the default team guaranteed every GPU queued work can have."""
+        if self.teams:
+            return list(self.teams)
+        return [TeamConfig(name=DEFAULT_TEAM, gpu_quota={f.pool: f.gpus_at_max for f in self.queue_flavors()})]
+
+    def team_queues(self) -> list[TeamQueue]:
+        """Each team's GPU queue: its namespace is its name."""
+        return [TeamQueue(t.name, t.name, dict(t.gpu_quota), t.can_borrow) for t in self.effective_teams()]
+
+    def team_of(self, declared: str | None) -> str:
+        """The team a workload runs as: the one it names, else the default team."""
+        return declared or DEFAULT_TEAM
 
     def gpu_pool(self, name: str) -> GpuNodePoolConfig:
         for pool in self.gpu_node_pools:
@@ -239,13 +309,22 @@ def _schema_problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
 
 def _pool_problems(index: int, pool: GpuNodePoolConfig) -> list[str]:
     at = f"gpu_node_pools[{index}]"
-    return scaling_problems(at, pool.min_size, pool.max_size, pool.desired_size) + gpu_pool_problems(
-        at,
-        instance_type=pool.instance_type,
-        capacity_type=pool.capacity_type,
-        efa=pool.efa,
-        capacity_reservation_id=pool.capacity_reservation_id,
+    sizes = (pool.min_size, pool.max_size, pool.desired_size)
+    return (
+        scaling_problems(at, *sizes)
+        + provisioning_problems(at, pool.capacity_type, *sizes)
+        + gpu_pool_problems(
+            at,
+            instance_type=pool.instance_type,
+            capacity_type=pool.capacity_type,
+            efa=pool.efa,
+            capacity_reservation_id=pool.capacity_reservation_id,
+        )
     )
+
+
+def pool_is_known(pool: GpuNodePoolConfig) -> bool:
+    return pool.instance_type in GPU_INSTANCE_TYPES
 
 
 def pool_max_gpus(pool: GpuNodePoolConfig) -> int:
@@ -333,6 +412,29 @@ def _training_job_problems(env: EnvironmentConfig) -> list[str]:
     return problems
 
 
+def _team_problems(env: EnvironmentConfig) -> list[str]:
+    """Teams and their quotas (as Kueue's queues check them), and every workload's team."""
+    problems = queue_problems(env.team_queues(), env.queue_flavors()) if env.teams else []
+    names = [team.name for team in env.teams]
+    problems += [
+        f"teams[{index}].name={name!r}: the platform uses this namespace; pick another"
+        for index, name in enumerate(names)
+        if name in RESERVED_NAMESPACES
+    ]
+    declared = [("training_jobs", index, job.team) for index, job in enumerate(env.training_jobs)]
+    declared += [("inference_services", index, service.team) for index, service in enumerate(env.inference_services)]
+    for section, index, team in declared:
+        at = f"{section}[{index}].team={team!r}"
+        if env.teams and team not in names:
+            problems.append(f"{at}: this environment's teams are {', '.join(names)}; name one of them")
+        elif not env.teams and team not in (None, DEFAULT_TEAM):
+            problems.append(
+                f"{at}: no teams are declared; add it to modelplane:teams, or leave team unset to run as "
+                f"the default team {DEFAULT_TEAM!r}"
+            )
+    return problems
+
+
 def _budget_problems(env: EnvironmentConfig) -> list[str]:
     """The pools at their max size against the GPU and cost budgets."""
     problems = []
@@ -357,7 +459,7 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
     if pool_problems:
         # Workloads and budgets read the pools' hardware, which is unknown while a pool is invalid.
         return problems
-    problems += _training_job_problems(env) + _inference_problems(env) + _budget_problems(env)
+    problems += _training_job_problems(env) + _inference_problems(env) + _team_problems(env) + _budget_problems(env)
     return problems
 
 

@@ -67,6 +67,7 @@ def print_summary(summary: runner.Summary, console: Console) -> None:
     console.print(monitoring)
     console.print(f"Rule groups loaded: {len(summary.rule_groups)} ({', '.join(summary.rule_groups)})")
     console.print(f"Alerts firing: {', '.join(summary.alerts_firing) or 'none'}")
+    console.print(f"Scheduling: {summary.scheduling}")
 
 
 def macro_f1(per_class: dict[str, dict[str, float]]) -> float | None:

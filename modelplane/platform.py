@@ -16,11 +16,18 @@ from modelplane.components.artifact_store import ArtifactStore, ArtifactStoreArg
 from modelplane.components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
 from modelplane.components.container_registry import ContainerRegistry
 from modelplane.components.device_plugin import NvidiaDevicePlugin
+from modelplane.components.efa_device_plugin import EfaDevicePlugin
 from modelplane.components.eks_cluster import EksCluster, EksNodeAddons
+from modelplane.components.gpu_nodes import is_elastic
+from modelplane.components.karpenter import Karpenter
+from modelplane.components.karpenter_gpu_pool import KarpenterGpuPool, KarpenterGpuPoolArgs
+from modelplane.components.karpenter_pools import PoolKind
+from modelplane.components.kueue import Kueue
 from modelplane.components.lustre_volume import LustreStorageClass
 from modelplane.components.monitoring_stack import MonitoringStack
 from modelplane.components.network import Network
 from modelplane.components.node_pools import GpuNodePool, SystemNodePool
+from modelplane.components.priorities import PriorityClasses
 from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig, GpuNodePoolConfig
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.serving.dashboard import inference_service_dashboard
@@ -62,10 +69,21 @@ class Platform:
     cluster: EksCluster
     kubernetes: k8s.Provider
     system_pool: SystemNodePool
-    gpu_pools: dict[str, GpuNodePool]
+    gpu_pools: dict[str, GpuNodePool | KarpenterGpuPool]
     artifacts: ArtifactStore
     registry: ContainerRegistry
     monitoring: MonitoringStack
+    scheduling: Scheduling
+
+
+@dataclass
+class Scheduling:
+    """What places workloads on GPUs: Karpenter, Kueue's team queues, priorities and the teams' namespaces."""
+
+    karpenter: Karpenter
+    kueue: Kueue
+    priority_classes: PriorityClasses
+    team_namespaces: dict[str, k8s.core.v1.Namespace]
 
 
 def deploy_platform(env: EnvironmentConfig) -> Platform:
@@ -81,15 +99,30 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
         {"cluster_name": cluster.cluster_name, "fsx_csi_driver": env.storage.fsx is not None, "tags": tags},
         opts=pulumi.ResourceOptions(depends_on=[system_pool]),
     )
-    gpu_pools = {pool.name: deploy_gpu_pool(pool, network, cluster, system_pool, tags) for pool in env.gpu_node_pools}
+    karpenter = Karpenter(
+        "karpenter",
+        {
+            "cluster_name": cluster_name_for(env),
+            "cluster_security_group_id": cluster.cluster_security_group_id,
+            "tags": tags,
+        },
+        opts=pulumi.ResourceOptions(providers=[kubernetes], depends_on=[system_pool]),
+    )
+    gpu_pools = {
+        pool.name: deploy_gpu_pool(env, pool, network, cluster, system_pool, karpenter, kubernetes, tags)
+        for pool in env.gpu_node_pools
+    }
     NvidiaDevicePlugin("nvidia-device-plugin", {}, opts=pulumi.ResourceOptions(provider=kubernetes))
+    if any(pool.efa for pool in env.gpu_node_pools):
+        EfaDevicePlugin("efa-device-plugin", {}, opts=pulumi.ResourceOptions(provider=kubernetes))
     block_storage = EncryptedBlockStorage(
         "block-storage", {}, opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[node_addons])
     )
     monitoring = deploy_monitoring(
         env, pulumi.ResourceOptions(provider=kubernetes, depends_on=[system_pool, node_addons, block_storage])
     )
-    artifacts = deploy_artifacts(env, network, cluster, kubernetes, tags)
+    scheduling = deploy_scheduling(env, kubernetes, system_pool, karpenter)
+    artifacts = deploy_artifacts(env, network, cluster, kubernetes, scheduling, tags)
     registry = ContainerRegistry(
         "registry",
         {
@@ -104,10 +137,11 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     pulumi.export("artifact_bucket", artifacts.bucket_name)
     pulumi.export("repository_urls", registry.repository_urls)
     pulumi.export("grafana_url", monitoring.grafana_url)
-    platform = Platform(env, network, cluster, kubernetes, system_pool, gpu_pools, artifacts, registry, monitoring)
-    namespace = workload_namespace(platform)
-    deploy_training_jobs(platform, namespace)
-    deploy_inference_services(platform, namespace)
+    platform = Platform(
+        env, network, cluster, kubernetes, system_pool, gpu_pools, artifacts, registry, monitoring, scheduling
+    )
+    deploy_training_jobs(platform)
+    deploy_inference_services(platform)
     return platform
 
 
@@ -158,7 +192,52 @@ def deploy_system_pool(
     )
 
 
+def pool_kind(env: EnvironmentConfig, pool_name: str) -> PoolKind:
+    """A pool some training job runs on is never consolidated under it; any other pool serves."""
+    uses = {job.gpu_pool for job in env.training_jobs}
+    return PoolKind.TRAINING if pool_name in uses else PoolKind.INFERENCE
+
+
 def deploy_gpu_pool(
+    env: EnvironmentConfig,
+    pool: GpuNodePoolConfig,
+    network: Network,
+    cluster: EksCluster,
+    system_pool: SystemNodePool,
+    karpenter: Karpenter,
+    kubernetes: k8s.Provider,
+    tags: dict[str, str],
+) -> GpuNodePool | KarpenterGpuPool:
+    """An elastic pool is a Karpenter NodePool scaling from zero to its limit; a reserved pool (a capacity
+    block) is a managed node group of exactly the reservation's size."""
+    if not is_elastic(pool.capacity_type):
+        return deploy_reserved_pool(pool, network, cluster, system_pool, tags)
+    args: KarpenterGpuPoolArgs = {
+        "cluster_name": cluster_name_for(env),
+        "node_role_name": karpenter.node_role_name,
+        "pool_name": pool.name,
+        "instance_type": pool.instance_type,
+        "capacity_type": pool.capacity_type,
+        "max_size": pool.max_size,
+        "kind": pool_kind(env, pool.name),
+        "ami_family": pool.ami_family,
+        "disk_size_gib": pool.disk_size_gib,
+        "efa": pool.efa,
+        "labels": pool.labels,
+        "tags": tags,
+    }
+    if pool.efa:
+        # EFA traffic does not cross AZs: the pool's nodes all start in the first private subnet's AZ.
+        args["vpc_id"] = network.vpc_id
+        args["zone"] = network.availability_zones.apply(lambda zones: zones[0])
+    return KarpenterGpuPool(
+        f"gpu-{pool.name}",
+        args,
+        opts=pulumi.ResourceOptions(providers=[kubernetes], depends_on=[karpenter.release]),
+    )
+
+
+def deploy_reserved_pool(
     pool: GpuNodePoolConfig, network: Network, cluster: EksCluster, system_pool: SystemNodePool, tags: dict[str, str]
 ) -> GpuNodePool:
     return GpuNodePool(
@@ -172,9 +251,9 @@ def deploy_gpu_pool(
             "pool_name": pool.name,
             "instance_type": pool.instance_type,
             "capacity_type": pool.capacity_type,
-            "min_size": pool.min_size,
+            "min_size": pool.max_size,
             "max_size": pool.max_size,
-            "desired_size": pool.desired_size if pool.desired_size is not None else pool.min_size,
+            "desired_size": pool.max_size,
             "disk_size_gib": pool.disk_size_gib,
             "ami_family": pool.ami_family,
             "efa": pool.efa,
@@ -183,6 +262,37 @@ def deploy_gpu_pool(
             "tags": tags,
         },
         opts=pulumi.ResourceOptions(depends_on=[system_pool]),
+    )
+
+
+def deploy_scheduling(
+    env: EnvironmentConfig, kubernetes: k8s.Provider, system_pool: SystemNodePool, karpenter: Karpenter
+) -> Scheduling:
+    """Priority classes, a namespace per team, and Kueue with a GPU queue per team."""
+    on_cluster = pulumi.ResourceOptions(provider=kubernetes)
+    priority_classes = PriorityClasses("priority-classes", {}, opts=on_cluster)
+    namespaces = {team.name: team_namespace(team.name, kubernetes) for team in env.effective_teams()}
+    kueue = Kueue(
+        "kueue",
+        {
+            "teams": [
+                {"name": q.name, "namespace": q.namespace, "gpu_quota": q.gpu_quota, "can_borrow": q.can_borrow}
+                for q in env.team_queues()
+            ],
+            "pools": [{"pool": f.pool, "gpus_at_max": f.gpus_at_max} for f in env.queue_flavors()],
+        },
+        opts=pulumi.ResourceOptions(providers=[kubernetes], depends_on=[system_pool, *namespaces.values()]),
+    )
+    return Scheduling(karpenter, kueue, priority_classes, namespaces)
+
+
+def team_namespace(team: str, kubernetes: k8s.Provider) -> k8s.core.v1.Namespace:
+    """A team's namespace, restricted pod security; the default team keeps the workload namespace's resource."""
+    aliases = [pulumi.Alias(name="workload-namespace")] if team == WORKLOAD_NAMESPACE else []
+    return k8s.core.v1.Namespace(
+        f"team-{team}",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=team, labels={"pod-security.kubernetes.io/enforce": "restricted"}),
+        opts=pulumi.ResourceOptions(provider=kubernetes, aliases=aliases),
     )
 
 
@@ -208,9 +318,15 @@ def deploy_monitoring(env: EnvironmentConfig, opts: pulumi.ResourceOptions) -> M
 
 
 def deploy_artifacts(
-    env: EnvironmentConfig, network: Network, cluster: EksCluster, kubernetes: k8s.Provider, tags: dict[str, str]
+    env: EnvironmentConfig,
+    network: Network,
+    cluster: EksCluster,
+    kubernetes: k8s.Provider,
+    scheduling: Scheduling,
+    tags: dict[str, str],
 ) -> ArtifactStore:
-    """The artifact bucket and, when configured, the Lustre file system linked to it with its storage class."""
+    """The artifact bucket and, when configured, the Lustre file system linked to it with its storage class
+    (its claim in the first team's namespace)."""
     first_private_subnet = network.private_subnet_ids.apply(lambda ids: ids[0])
     store_args: ArtifactStoreArgs = {
         "bucket_prefix": f"modelplane-{env.name}-artifacts-",
@@ -230,6 +346,7 @@ def deploy_artifacts(
         }
     artifacts = ArtifactStore("artifacts", store_args)
     if fsx is not None:
+        claim_team = env.effective_teams()[0].name
         assert artifacts.fsx_file_system_id and artifacts.fsx_dns_name and artifacts.fsx_mount_name
         LustreStorageClass(
             "lustre",
@@ -239,10 +356,10 @@ def deploy_artifacts(
                 "file_system_id": artifacts.fsx_file_system_id,
                 "dns_name": artifacts.fsx_dns_name,
                 "mount_name": artifacts.fsx_mount_name,
-                "namespace": WORKLOAD_NAMESPACE,
+                "namespace": claim_team,
                 "storage_capacity_gib": fsx.storage_capacity_gib,
             },
-            opts=pulumi.ResourceOptions(provider=kubernetes),
+            opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[scheduling.team_namespaces[claim_team]]),
         )
     return artifacts
 
@@ -251,25 +368,11 @@ def repository_url(registry: ContainerRegistry, repository: str) -> pulumi.Outpu
     return registry.repository_urls.apply(lambda urls: urls[repository])
 
 
-def workload_namespace(platform: Platform) -> k8s.core.v1.Namespace | None:
-    """The namespace of training jobs and inference services (restricted pod security), when there are any."""
-    if not platform.env.training_jobs and not platform.env.inference_services:
-        return None
-    return k8s.core.v1.Namespace(
-        "workload-namespace",
-        metadata=k8s.meta.v1.ObjectMetaArgs(
-            name=WORKLOAD_NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "restricted"}
-        ),
-        opts=pulumi.ResourceOptions(provider=platform.kubernetes),
-    )
-
-
-def deploy_training_jobs(platform: Platform, namespace: k8s.core.v1.Namespace | None) -> None:
-    """Kubeflow Trainer and one TrainingJob per `training_jobs` entry, when the environment declares any."""
-    env = platform.env
+def deploy_training_jobs(platform: Platform) -> None:
+    """Kubeflow Trainer and one TrainingJob per `training_jobs` entry, in its team's namespace and GPU queue."""
+    env, scheduling = platform.env, platform.scheduling
     if not env.training_jobs:
         return
-    assert namespace is not None, "workload_namespace exists whenever training jobs do"
     trainer = KubeflowTrainer(
         "kubeflow-trainer",
         {},
@@ -277,6 +380,7 @@ def deploy_training_jobs(platform: Platform, namespace: k8s.core.v1.Namespace | 
     )
     for job in env.training_jobs:
         pool = env.gpu_pool(job.gpu_pool)
+        team = env.team_of(job.team)
         TrainingJob(
             f"train-{job.name}",
             {
@@ -288,22 +392,29 @@ def deploy_training_jobs(platform: Platform, namespace: k8s.core.v1.Namespace | 
                 "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
                 "instance_type": pool.instance_type,
                 "efa": pool.efa,
-                "namespace": WORKLOAD_NAMESPACE,
+                "namespace": team,
+                "queue_name": scheduling.kueue.local_queue_names[team],
             },
             opts=pulumi.ResourceOptions(
                 providers=[platform.kubernetes],
-                depends_on=[trainer, namespace, platform.gpu_pools[pool.name]],
+                # Kueue's webhook must hold every TrainJob from its creation, or it would start outside any quota.
+                depends_on=[
+                    trainer,
+                    scheduling.team_namespaces[team],
+                    scheduling.kueue,
+                    scheduling.priority_classes,
+                    platform.gpu_pools[pool.name],
+                ],
             ),
         )
 
 
-def deploy_inference_services(platform: Platform, namespace: k8s.core.v1.Namespace | None) -> None:
-    """One InferenceService per `inference_services` entry, after the monitoring stack (its CRDs) and its pool."""
-    env = platform.env
-    if not env.inference_services:
-        return
-    assert namespace is not None, "workload_namespace exists whenever inference services do"
+def deploy_inference_services(platform: Platform) -> None:
+    """One InferenceService per `inference_services` entry in its team's namespace, after the monitoring stack
+    (its CRDs), the priority classes and its pool."""
+    env, scheduling = platform.env, platform.scheduling
     for service in env.inference_services:
+        team = env.team_of(service.team)
         args: InferenceServiceArgs = {
             "spec": service.model_dump(mode="json"),
             "cluster_name": platform.cluster.cluster_name,
@@ -311,9 +422,13 @@ def deploy_inference_services(platform: Platform, namespace: k8s.core.v1.Namespa
             "artifact_bucket": platform.artifacts.bucket_name,
             "artifact_bucket_arn": platform.artifacts.bucket_arn,
             "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
-            "namespace": WORKLOAD_NAMESPACE,
+            "namespace": team,
         }
-        depends_on: list[pulumi.Resource] = [namespace, platform.monitoring]
+        depends_on: list[pulumi.Resource] = [
+            scheduling.team_namespaces[team],
+            scheduling.priority_classes,
+            platform.monitoring,
+        ]
         if service.canary_image is not None and repository_of(service.canary_image) != repository_of(service.image):
             args["canary_image_repository_url"] = repository_url(platform.registry, repository_of(service.canary_image))
         if service.accelerator is Accelerator.GPU and service.gpu_pool is not None:

@@ -77,8 +77,9 @@ def platform_rules(
                 severity=Severity.WARNING,
                 summary=f"GPU node pool {pool} is at its maximum of {max_size} nodes",
                 description=(
-                    "The autoscaler cannot add nodes, so new GPU pods stay Pending. Raise the pool's max_size "
-                    "(and the account's GPU quota), or move work to another pool."
+                    "Karpenter (or, for a reserved pool, its fixed size) cannot add nodes, so new GPU pods stay "
+                    "Pending. Raise the pool's max_size (Karpenter's limit) and the account's GPU quota, or move "
+                    "work to another pool."
                 ),
                 runbook_url=runbook_url("GpuNodePoolAtMaxSize"),
                 labels={"pool": pool},

@@ -29,6 +29,10 @@ from modelplane.workloads.training.spec import TrainingJobSpec
 
 STATE_FILE = "state.json"
 SUMMARY_FILE = "summary.json"
+SCHEDULING_NOTE = (
+    "teams, GPU queues (Kueue), priorities and Karpenter's node pools are cluster features and no-ops here: "
+    "every workload runs at once, as a process on this machine"
+)
 READY_SECONDS = 120.0
 
 
@@ -58,6 +62,7 @@ class Summary:
     alerts_firing: list[str] = field(default_factory=list)
     prometheus_url: str = ""
     alertmanager_url: str = ""
+    scheduling: str = SCHEDULING_NOTE
 
 
 def _scaled(spec: Any, overrides: dict[str, Any]) -> Any:

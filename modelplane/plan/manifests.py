@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from modelplane.plan.crd_validation import crd_schema_problems
 from modelplane.plan.mocks import SECRET_PLACEHOLDER, RecordedResource
 
 REDACTED_ANNOTATION = "modelplane.io/plan-redacted"
@@ -79,3 +80,12 @@ def write_manifests(manifests: list[dict[str, Any]], directory: Path) -> list[Pa
         path.write_text(yaml.safe_dump(manifest, sort_keys=False))
         paths.append(path)
     return paths
+
+
+def custom_object_problems(resources: list[RecordedResource]) -> list[str]:
+    """Every problem of the plan's custom objects whose CRD schema is vendored (Karpenter, Kueue), by object."""
+    problems = []
+    for manifest in kubernetes_manifests(resources):
+        where = f"{manifest['kind']} {manifest['metadata'].get('namespace', '')}/{manifest['metadata']['name']}"
+        problems += [f"{where.replace(' /', ' ')}: {problem}" for problem in crd_schema_problems(manifest)]
+    return problems

@@ -120,6 +120,19 @@ def _short_hash(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:12]
 
 
+AWS_ID_PREFIXES = {
+    "aws:ec2/securityGroup:SecurityGroup": "sg-",
+    "aws:ec2/vpc:Vpc": "vpc-",
+    "aws:ec2/subnet:Subnet": "subnet-",
+}
+"""EC2 ids keep their real shape, so schemas that check it (Karpenter's selector terms) see a plausible value."""
+
+
+def planned_id(resource_type: str, name: str) -> str:
+    """The id a plan gives resource `name` of `resource_type`: deterministic, and EC2-shaped where EC2 has a shape."""
+    return f"{AWS_ID_PREFIXES.get(resource_type, f'{name}-')}{_short_hash(resource_type, name)}"
+
+
 class PlanMocks(pulumi.runtime.Mocks):
     """Deterministic stand-ins for provider outputs and data-source calls."""
 
@@ -128,7 +141,7 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = dict(args.inputs)
-        resource_id = args.resource_id or f"{args.name}-{_short_hash(args.typ, args.name)}"
+        resource_id = args.resource_id or planned_id(args.typ, args.name)
         if args.typ.startswith("aws:"):
             service = args.typ.split(":")[1].split("/")[0]
             state.setdefault("arn", f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{args.name}")

@@ -1,14 +1,18 @@
-"""Budget rules over all GPU node groups together, at their max size: GPU count and monthly on-demand cost.
+"""Budget rules over all GPU pools together, at their max size: GPU count and monthly on-demand cost.
 
-The limits are the environment's own `modelplane:budget`, handed to the rules as policy config
-(`maxGpus`, `maxMonthlyGpuCostUsd`, and negotiated `hourlyRates` by pool); see `modelplane.policies.rules.environment`.
+A pool is a GPU node group (at `scalingConfig.maxSize` nodes) or a Karpenter GPU NodePool (as many nodes as its
+`nvidia.com/gpu` limit holds: Karpenter launches no node that would exceed it). The limits are the environment's
+own `modelplane:budget`, handed to the rules as policy config (`maxGpus`, `maxMonthlyGpuCostUsd`, and negotiated
+`hourlyRates` by pool); see `modelplane.policies.rules.environment`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from modelplane.policies.rules import karpenter
 from modelplane.policies.rules.nodes import NODE_GROUP_TYPES, is_gpu_node_group
 from modelplane.policies.rules.props import as_dict, as_list, dig, is_unknown
 from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule
@@ -16,79 +20,117 @@ from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, monthly_cost_usd
 from modelplane.terms.scheduling import POOL_LABEL
 
 
-def _gpu_node_groups(resources: list[StackResource]) -> list[StackResource]:
-    return [r for r in resources if r.type in NODE_GROUP_TYPES and is_gpu_node_group(r.props)]
+@dataclass(frozen=True)
+class GpuPoolBound:
+    """The most one GPU pool can run: for each instance type it may launch, how many nodes of it."""
+
+    resource: StackResource
+    pool: str | None
+    """Its `modelplane.io/pool` label, which negotiated rates are keyed by."""
+    max_nodes: Mapping[str, int]
+
+    @property
+    def max_gpus(self) -> int:
+        return max((GPU_INSTANCE_TYPES[t].gpus * n for t, n in self.max_nodes.items()), default=0)
+
+    def max_monthly_cost(self, rates: Mapping[str, Any]) -> float:
+        rate = rates.get(str(self.pool))
+        hourly = float(rate) if isinstance(rate, (int, float)) else None
+        return max((monthly_cost_usd(GPU_INSTANCE_TYPES[t], n, hourly) for t, n in self.max_nodes.items()), default=0.0)
 
 
-def _max_size(group: StackResource) -> int | None:
-    size = dig(group.props, "scalingConfig", "maxSize")
-    return int(size) if isinstance(size, (int, float)) else None
+def _uncatalogued(what: str, resource: StackResource, types: list[str]) -> Finding | None:
+    unknown_types = [t for t in types if t not in GPU_INSTANCE_TYPES]
+    if not unknown_types:
+        return None
+    return Finding(f"{what} {resource.name!r}: {unknown_types} not in the GPU catalog; cannot be counted", resource.urn)
 
 
-def _uncatalogued(group: StackResource) -> list[str]:
-    return [str(t) for t in as_list(group.props.get("instanceTypes")) if t not in GPU_INSTANCE_TYPES]
+def _node_group_bound(group: StackResource) -> Finding | GpuPoolBound | None:
+    size, types = dig(group.props, "scalingConfig", "maxSize"), group.props.get("instanceTypes")
+    if not isinstance(size, (int, float)) or is_unknown(types):
+        return None
+    names = [str(t) for t in as_list(types)]
+    pool = dig(group.props, "labels", POOL_LABEL)
+    return _uncatalogued("node group", group, names) or GpuPoolBound(
+        group, pool if isinstance(pool, str) else None, {t: int(size) for t in names}
+    )
 
 
-def _unbounded(groups: list[StackResource]) -> tuple[list[Finding], list[StackResource]]:
-    """Groups the rule cannot count (unknown size or type: skipped; uncatalogued type: reported) and the rest."""
-    findings, countable = [], []
-    for group in groups:
-        if _max_size(group) is None or is_unknown(group.props.get("instanceTypes")):
-            continue
-        unknown_types = _uncatalogued(group)
-        if unknown_types:
-            findings.append(
-                Finding(
-                    f"node group {group.name!r}: {unknown_types} not in the GPU catalog; cannot be counted", group.urn
-                )
-            )
+def _node_pool_bound(node_pool: StackResource) -> Finding | GpuPoolBound | None:
+    limit, types = karpenter.gpu_limit(node_pool.props), karpenter.instance_types(node_pool.props)
+    if is_unknown(limit) or is_unknown(types):
+        return None
+    if limit is None:
+        return Finding(
+            f"NodePool {node_pool.name!r} has no limits[{karpenter.GPU_RESOURCE!r}], so Karpenter may grow it "
+            "without bound; set it to the GPUs the pool may hold",
+            node_pool.urn,
+        )
+    if types is None:
+        return Finding(
+            f"NodePool {node_pool.name!r} has no {karpenter.INSTANCE_TYPE_LABEL} In requirement; "
+            "cannot be priced or counted",
+            node_pool.urn,
+        )
+    names = [str(t) for t in as_list(types)]
+    return _uncatalogued("NodePool", node_pool, names) or GpuPoolBound(
+        node_pool, karpenter.pool_name(node_pool.props), {t: int(limit) // GPU_INSTANCE_TYPES[t].gpus for t in names}
+    )
+
+
+def gpu_pool_bounds(resources: list[StackResource]) -> tuple[list[Finding], list[GpuPoolBound]]:
+    """Every GPU pool's bound, and findings for pools that cannot be counted (uncatalogued types, no GPU limit).
+    Pools whose size or types are not yet known are skipped."""
+    findings: list[Finding] = []
+    bounds: list[GpuPoolBound] = []
+    for resource in resources:
+        if resource.type in NODE_GROUP_TYPES and is_gpu_node_group(resource.props):
+            bound = _node_group_bound(resource)
+        elif resource.type in karpenter.NODE_POOL_TYPES and karpenter.is_gpu_node_pool(resource.props):
+            bound = _node_pool_bound(resource)
         else:
-            countable.append(group)
-    return findings, countable
+            continue
+        if isinstance(bound, Finding):
+            findings.append(bound)
+        elif bound is not None:
+            bounds.append(bound)
+    return findings, bounds
 
 
-def _gpus(group: StackResource) -> int:
-    per_node = max(GPU_INSTANCE_TYPES[str(t)].gpus for t in as_list(group.props["instanceTypes"]))
-    return per_node * (_max_size(group) or 0)
-
-
-def _monthly_cost(group: StackResource, rates: Mapping[str, Any]) -> float:
-    rate = rates.get(str(dig(group.props, "labels", POOL_LABEL)))
-    return max(
-        monthly_cost_usd(GPU_INSTANCE_TYPES[str(t)], _max_size(group) or 0, float(rate) if rate is not None else None)
-        for t in as_list(group.props["instanceTypes"])
+def _has_gpu_pools(resources: list[StackResource]) -> bool:
+    return any(
+        (r.type in NODE_GROUP_TYPES and is_gpu_node_group(r.props))
+        or (r.type in karpenter.NODE_POOL_TYPES and karpenter.is_gpu_node_pool(r.props))
+        for r in resources
     )
 
 
 def _gpu_count(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
     limit = config.get("maxGpus")
-    if not _gpu_node_groups(resources):
+    if not _has_gpu_pools(resources):
         return []
     if not isinstance(limit, (int, float)):
         return [Finding("no maxGpus in the policy config: the environment's budget was not handed to the policy")]
-    findings, groups = _unbounded(_gpu_node_groups(resources))
-    total = sum(_gpus(g) for g in groups)
+    findings, bounds = gpu_pool_bounds(resources)
+    total = sum(b.max_gpus for b in bounds)
     if total > limit:
-        pools = ", ".join(f"{g.name}={_gpus(g)}" for g in groups)
-        findings.append(
-            Finding(f"GPU node groups reach {total} GPUs at max size ({pools}); the budget is {int(limit)}")
-        )
+        pools = ", ".join(f"{b.resource.name}={b.max_gpus}" for b in bounds)
+        findings.append(Finding(f"GPU pools reach {total} GPUs at max size ({pools}); the budget is {int(limit)}"))
     return findings
 
 
 def _gpu_cost(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
     limit = config.get("maxMonthlyGpuCostUsd")
-    if not _gpu_node_groups(resources):
+    if not _has_gpu_pools(resources):
         return []
     if not isinstance(limit, (int, float)):
         return [Finding("no maxMonthlyGpuCostUsd in the policy config: the environment's budget was not handed over")]
     rates = as_dict(config.get("hourlyRates"))
-    findings, groups = _unbounded(_gpu_node_groups(resources))
-    total = round(sum(_monthly_cost(g, rates) for g in groups), 2)
+    findings, bounds = gpu_pool_bounds(resources)
+    total = round(sum(b.max_monthly_cost(rates) for b in bounds), 2)
     if total > limit:
-        findings.append(
-            Finding(f"GPU node groups cost up to ${total:,.2f}/month at max size; the budget is ${limit:,.2f}")
-        )
+        findings.append(Finding(f"GPU pools cost up to ${total:,.2f}/month at max size; the budget is ${limit:,.2f}"))
     return findings
 
 

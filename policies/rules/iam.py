@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from modelplane.policies.rules.iam_actions import only_unscopable
 from modelplane.policies.rules.props import as_dict, is_unknown
 from modelplane.policies.rules.rule import ResourceRule, Rule
 
@@ -45,7 +46,8 @@ def _statement_problems(index: int, statement: dict[str, Any]) -> list[str]:
     if wild_actions:
         problems.append(f"{where}: grants wildcard actions {wild_actions}; name the actions the role needs")
     wild_resources = [r for r in _strings(statement.get("Resource")) if r in WILDCARD_RESOURCES or _is_whole_bucket(r)]
-    if wild_resources:
+    # Actions with no resource-level permissions (ec2:Describe*, pricing:GetProducts) only take "*".
+    if wild_resources and not (wild_resources == ["*"] and only_unscopable(_strings(statement.get("Action")))):
         problems.append(f"{where}: grants on wildcard resources {wild_resources}; scope it to the prefixes it needs")
     return problems
 

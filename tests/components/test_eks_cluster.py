@@ -153,8 +153,9 @@ def test_managed_addons_list() -> None:
         "eks-pod-identity-agent",
         "coredns",
         "aws-ebs-csi-driver",
+        "metrics-server",
     ]
-    assert [a.name for a in managed_addons() if a.needs_nodes] == ["coredns", "aws-ebs-csi-driver"]
+    assert [a.name for a in managed_addons() if a.needs_nodes] == ["coredns", "aws-ebs-csi-driver", "metrics-server"]
 
 
 def test_cluster_installs_the_addons_that_need_no_nodes(run_program: ProgramRunner) -> None:
@@ -163,11 +164,19 @@ def test_cluster_installs_the_addons_that_need_no_nodes(run_program: ProgramRunn
     assert all(a.inputs["clusterName"] == "demo" for a in addons)
 
 
-def test_node_addons_install_coredns_and_the_ebs_csi_driver(run_program: ProgramRunner) -> None:
+def test_node_addons_install_coredns_the_ebs_csi_driver_and_metrics_server(run_program: ProgramRunner) -> None:
     reg = run_program(lambda: EksNodeAddons("addons", {"cluster_name": "demo"}))
     component = reg.one("modelplane:cluster:EksNodeAddons", "addons")
-    assert sorted(a.name for a in reg.children_of(component)) == ["addons-aws-ebs-csi-driver", "addons-coredns"]
-    assert sorted(a.inputs["addonName"] for a in reg.of_type(ADDON)) == ["aws-ebs-csi-driver", "coredns"]
+    assert sorted(a.name for a in reg.children_of(component)) == [
+        "addons-aws-ebs-csi-driver",
+        "addons-coredns",
+        "addons-metrics-server",
+    ]
+    assert sorted(a.inputs["addonName"] for a in reg.of_type(ADDON)) == [
+        "aws-ebs-csi-driver",
+        "coredns",
+        "metrics-server",
+    ]
 
 
 def test_fsx_csi_driver_gets_its_role_through_pod_identity(run_program: ProgramRunner) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from modelplane.components.network import Network, NetworkArgs
 from modelplane.components.subnet_plan import NatGateways
+from modelplane.plan.mocks import planned_id
 from tests.conftest import ProgramRunner
 from tests.resources import Registered
 
@@ -54,7 +55,7 @@ def test_public_subnets_route_to_the_internet_gateway(run_program: ProgramRunner
     gateway = reg.one("aws:ec2/internetGateway:InternetGateway", "net-igw")
     assert route["destinationCidrBlock"] == "0.0.0.0/0"
     assert route["gatewayId"].startswith("net-igw-")
-    assert gateway.inputs["vpcId"].startswith("net-vpc-")
+    assert gateway.inputs["vpcId"] == planned_id("aws:ec2/vpc:Vpc", "net-vpc")
     assert len(reg.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")) == 6
 
 
@@ -62,7 +63,9 @@ def test_per_az_nat_gives_each_private_subnet_its_own_gateway(run_program: Progr
     reg = network(run_program, nat_gateways=NatGateways.PER_AZ)
     nats = reg.of_type(NAT)
     assert sorted(n.name for n in nats) == ["net-nat-0", "net-nat-1", "net-nat-2"]
-    assert all(reg.one(NAT, f"net-nat-{i}").inputs["subnetId"].startswith(f"net-public-{i}-") for i in range(3))
+    assert all(
+        reg.one(NAT, f"net-nat-{i}").inputs["subnetId"] == planned_id(SUBNET, f"net-public-{i}") for i in range(3)
+    )
     assert len(reg.of_type("aws:ec2/eip:Eip")) == 3
     routes = [reg.one(ROUTE, f"net-private-default-{i}").inputs["natGatewayId"] for i in range(3)]
     assert [r.split("-")[2] for r in routes] == ["0", "1", "2"]
@@ -72,7 +75,7 @@ def test_single_nat_in_the_first_az_serves_every_private_subnet(run_program: Pro
     reg = network(run_program, nat_gateways=NatGateways.SINGLE)
     nat = reg.one(NAT)
     assert nat.name == "net-nat-0"
-    assert nat.inputs["subnetId"].startswith("net-public-0-")
+    assert nat.inputs["subnetId"] == planned_id(SUBNET, "net-public-0")
     assert reg.one("aws:ec2/eip:Eip").inputs["domain"] == "vpc"
     routes = {reg.one(ROUTE, f"net-private-default-{i}").inputs["natGatewayId"] for i in range(3)}
     assert len(routes) == 1 and routes.pop().startswith("net-nat-0-")

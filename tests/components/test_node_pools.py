@@ -7,7 +7,7 @@ import pytest
 
 from modelplane.components.gpu_nodes import AmiFamily, CapacityType
 from modelplane.components.node_pools import GpuNodePool, GpuNodePoolArgs, SystemNodePool, SystemNodePoolArgs
-from modelplane.plan.mocks import RecordingMonitor
+from modelplane.plan.mocks import RecordingMonitor, planned_id
 from tests.conftest import ProgramRunner
 from tests.resources import Registered
 
@@ -146,7 +146,7 @@ def test_efa_pool_attaches_one_interface_per_card_with_both_groups(run_program: 
     assert interfaces[31]["networkCardIndex"] == 31.0
     assert all(i["interfaceType"] == "efa" for i in interfaces)
     groups = interfaces[0]["securityGroups"]
-    assert groups[0].startswith("gpu-efa-") and groups[1] == "sg-cluster"
+    assert groups == [planned_id("aws:ec2/securityGroup:SecurityGroup", "gpu-efa"), "sg-cluster"]
     assert efa_group.inputs["vpcId"] == "vpc-1"
 
 
@@ -156,7 +156,7 @@ def test_efa_group_allows_all_traffic_to_and_from_itself(run_program: ProgramRun
         rule = reg.one(f"aws:vpc/securityGroup{kind}Rule:SecurityGroup{kind}Rule", name).inputs
         assert rule["ipProtocol"] == "-1"
         assert rule["securityGroupId"] == rule["referencedSecurityGroupId"]
-        assert rule["securityGroupId"].startswith("gpu-efa-")
+        assert rule["securityGroupId"] == planned_id("aws:ec2/securityGroup:SecurityGroup", "gpu-efa")
 
 
 def test_capacity_block_launches_into_its_reservation_without_placement_group(run_program: ProgramRunner) -> None:

@@ -71,11 +71,13 @@ def test_plan_diff_lists_changes_against_an_older_plan(tmp_path: Path) -> None:
         app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(build), "--diff", str(old_plan)]
     )
     assert result.exit_code == 0, result.output
-    assert "~ update aws:eks/nodeGroup:NodeGroup" in result.output
-    assert "scalingConfig.maxSize: 2.0 -> 1.0" in result.output
-    # The pool's at-max-size alert follows its max size: one spec, two resources.
+    # Karpenter enforces the pool's max size as the NodePool's limits.
+    assert "~ update kubernetes:karpenter.sh/v1:NodePool" in result.output
+    assert "spec.limits.nvidia.com/gpu: '2' -> '1'" in result.output
+    # The pool's at-max-size alert follows its max size, and the default team's GPU quota follows the pool.
     assert "~ update kubernetes:monitoring.coreos.com/v1:PrometheusRule" in result.output
-    assert "0 to add, 2 to change, 0 to destroy" in result.output
+    assert "~ update kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue" in result.output
+    assert "0 to add, 3 to change, 0 to destroy" in result.output
 
 
 def test_validate_reports_ok_and_errors(tmp_path: Path) -> None:

@@ -140,7 +140,9 @@ def test_every_problem_is_listed_at_once() -> None:
     assert "cluster.kubernetes_version" in joined
     assert "gpu_node_pools[0].max_size=1" in joined
     assert "gpu_node_pools[1].instance_type='p9.huge'" in joined
-    assert len(problems) == 4
+    # An on-demand pool scales from zero with Karpenter: a minimum of 3 is a problem of its own.
+    assert "gpu_node_pools[0].min_size=3: ON_DEMAND pools scale from zero" in joined
+    assert len(problems) == 5
 
 
 def test_config_error_message_lists_problems() -> None:

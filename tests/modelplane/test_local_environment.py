@@ -60,12 +60,14 @@ def test_up_local_once_trains_serves_monitors_and_leaves_nothing_running(tmp_pat
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "Trained models" in output and "Inference services" in output and "Alerts firing" in output
+    assert "Scheduling: teams, GPU queues (Kueue), priorities and Karpenter" in output
 
     state_dir = project / ".modelplane" / "local"
     summary = json.loads((state_dir / "summary.json").read_text())
     manifest = read_manifest(project / ".modelplane" / "local" / "artifacts" / "models" / "sentiment")
     assert manifest.labels == ["negative", "neutral", "positive"]
     assert summary["models"]["sentiment"]["train_steps"] == 6
+    assert "no-ops here" in summary["scheduling"]
 
     (service,) = summary["latency"]
     assert summary["latency"][service]["requests"] == 30

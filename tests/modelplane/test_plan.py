@@ -10,12 +10,15 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from modelplane.config import pool_max_gpus
+from modelplane.plan.crd_validation import VALIDATED_KINDS, crd_schema_problems
 from modelplane.plan.engine import Plan, plan_environment, write_plan
 from tests.crd_schemas import CUSTOM_KINDS, schema_problems
 from tests.resources import dig
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 ENVIRONMENTS = ("dev", "staging", "prod")
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 
 
 @pytest.fixture(scope="module")
@@ -65,22 +68,25 @@ def test_eks_cluster_is_encrypted_logged_and_api_authenticated(planned: dict[str
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_gpu_node_groups_are_nvidia_tainted_imdsv2_and_encrypted(planned: dict[str, Any], environment: str) -> None:
+def test_every_gpu_pool_is_a_tainted_karpenter_pool_with_imdsv2_and_encrypted_volumes(
+    planned: dict[str, Any], environment: str
+) -> None:
     plan, document, _ = planned[environment]
-    templates = {r["urn"]: r for r in resources_of(document, "aws:ec2/launchTemplate:LaunchTemplate")}
-    gpu_groups = [
-        r for r in resources_of(document, "aws:eks/nodeGroup:NodeGroup") if "NVIDIA" in r["inputs"].get("amiType", "")
-    ]
-    assert len(gpu_groups) == len(plan.config.gpu_node_pools)
-    for group in gpu_groups:
-        inputs = group["inputs"]
-        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in inputs["taints"]
-        assert inputs["labels"]["nvidia.com/gpu.present"] == "true"
-        (template_urn,) = [d for d in group["dependencies"] if d in templates]
-        template = templates[template_urn]["inputs"]
-        assert dig(template, "metadataOptions", "httpTokens") == "required"
-        assert dig(template, "metadataOptions", "httpPutResponseHopLimit") == 2
-        volumes = template["blockDeviceMappings"]
+    node_pools = resources_of(document, "kubernetes:karpenter.sh/v1:NodePool")
+    node_classes = {r["inputs"]["metadata"]["name"]: r["inputs"] for r in resources_of(document, NODE_CLASS)}
+    elastic = [pool for pool in plan.config.gpu_node_pools if pool.capacity_type != "CAPACITY_BLOCK"]
+    assert sorted(r["inputs"]["metadata"]["name"] for r in node_pools) == sorted(pool.name for pool in elastic)
+    for resource in node_pools:
+        pool = plan.config.gpu_pool(resource["inputs"]["metadata"]["name"])
+        spec = resource["inputs"]["spec"]
+        template = spec["template"]["spec"]
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in template["taints"]
+        assert spec["template"]["metadata"]["labels"]["nvidia.com/gpu.present"] == "true"
+        # Karpenter enforces the pool's GPU budget: at most max_size nodes' GPUs.
+        assert spec["limits"]["nvidia.com/gpu"] == str(pool_max_gpus(pool))
+        node_class = node_classes[template["nodeClassRef"]["name"]]["spec"]
+        assert node_class["metadataOptions"]["httpTokens"] == "required"
+        volumes = node_class["blockDeviceMappings"]
         assert volumes and all(dig(v, "ebs", "encrypted") in (True, "true") for v in volumes)
         assert all(dig(v, "ebs", "volumeType") == "gp3" for v in volumes)
 
@@ -133,9 +139,13 @@ def test_every_manifest_validates_for_the_cluster_version(planned: dict[str, Any
     built_in = 0
     for path in files:
         manifest = yaml.safe_load(path.read_text())
-        # kubernetes-validate knows no CRDs: those are checked against models generated from their projects' CRDs.
+        # kubernetes-validate knows no CRDs: those are checked against models generated from their projects' CRDs,
+        # or against the CRD schemas vendored for the plan (Karpenter, Kueue).
         if manifest["kind"] in CUSTOM_KINDS:
             assert schema_problems(manifest) == [], path.name
+            continue
+        if (manifest["apiVersion"], manifest["kind"]) in VALIDATED_KINDS:
+            assert crd_schema_problems(manifest) == [], path.name
             continue
         kubernetes_validate.validate(manifest, version, strict=True)
         built_in += 1

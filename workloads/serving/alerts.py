@@ -247,7 +247,7 @@ def _inference_alerts(scope: _Scope, objectives: InferenceObjectives) -> RuleGro
             description=(
                 f"The request queue stayed above {promql_number(objectives.queue_saturation_fraction * 100)}% of "
                 f"its {objectives.max_queue_size} slots; once full, requests are rejected. Add replicas or "
-                "raise the autoscaler's maximum."
+                "raise the HorizontalPodAutoscaler's maximum (replicas.max)."
             ),
             runbook_url=runbook_url("InferenceQueueSaturated"),
             labels=labels,

@@ -13,7 +13,14 @@ import math
 from typing import Any
 
 from modelplane.components.prometheus_rule import ScrapeEndpoint, service_monitor_spec
-from modelplane.terms.scheduling import GPU_PRESENT_LABEL, POOL_LABEL, SYSTEM_POOL_NAME, gpu_toleration
+from modelplane.terms.scheduling import (
+    GPU_PRESENT_LABEL,
+    GPU_RESOURCE,
+    POOL_LABEL,
+    SERVING_PRIORITY_CLASS,
+    SYSTEM_POOL_NAME,
+    gpu_toleration,
+)
 from modelplane.workloads.serving.server.metrics import REQUESTS_IN_FLIGHT
 from modelplane.workloads.serving.spec import (
     Accelerator,
@@ -22,7 +29,7 @@ from modelplane.workloads.serving.spec import (
     canary_replicas,
     cpu_cores,
 )
-from modelplane.workloads.training.kubernetes import GPU_RESOURCE, NON_ROOT_UID, artifact_uri
+from modelplane.workloads.training.kubernetes import NON_ROOT_UID, artifact_uri
 
 SERVER_CONTAINER = "server"
 HTTP_PORT = 8080
@@ -179,12 +186,15 @@ def volume_mounts() -> list[dict[str, Any]]:
 
 
 def placement(spec: InferenceServiceSpec) -> dict[str, Any]:
-    """GPU replicas on their pool's nodes, tolerating the GPU taint; CPU replicas on the untainted system nodes."""
+    """GPU replicas on their pool's nodes, tolerating the GPU taint, at serving priority: placed before training
+    pods and, when a pool is full, preempting them. CPU replicas on the untainted system nodes, at no priority
+    (there they would preempt the platform's own controllers)."""
     if spec.accelerator is Accelerator.GPU:
         assert spec.gpu_pool is not None, "spec_problems requires gpu_pool with accelerator gpu"
         return {
             "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
             "tolerations": [gpu_toleration()],
+            "priorityClassName": SERVING_PRIORITY_CLASS,
         }
     return {"nodeSelector": {POOL_LABEL: SYSTEM_POOL_NAME}}
 

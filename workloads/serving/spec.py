@@ -144,6 +144,8 @@ class InferenceServiceSpec(StrictModel):
     """After SIGTERM, how long a replica may take to answer what it accepted (the server's shutdown timeout)."""
     canary: Canary | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    team: str | None = None
+    """The team whose namespace the service runs in; None: the platform's default team."""
 
     @field_validator("name")
     @classmethod

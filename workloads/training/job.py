@@ -9,9 +9,11 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from modelplane.components.gpu_queues import LOCAL_QUEUE_NAME
 from modelplane.components.iam import InlinePolicy, pod_identity
 from modelplane.components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
 from modelplane.terms.gpu_catalog import gpu_instance_type
+from modelplane.terms.names import check_kubernetes_name
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.training.alerts import training_rules
 from modelplane.workloads.training.kubernetes import (
@@ -46,6 +48,9 @@ class TrainingJobArgs(TypedDict):
     """The pool has EFA interfaces: request them and configure NCCL for them; default False."""
     namespace: NotRequired[str]
     """Namespace of the job's objects; default WORKLOAD_NAMESPACE ("ml")."""
+    queue_name: NotRequired[str]
+    """The Kueue LocalQueue in `namespace` the job waits in; default LOCAL_QUEUE_NAME ("gpu"), the one the Kueue
+    component gives every team. Create the job with `depends_on` Kueue and the PriorityClasses."""
 
 
 def image_reference(repository_url: str, spec_image: str) -> str:
@@ -63,6 +68,7 @@ class TrainingJob(pulumi.ComponentResource):
         spec = TrainingJobSpec.model_validate(args["spec"])
         namespace = args.get("namespace", WORKLOAD_NAMESPACE)
         efa = args.get("efa", False)
+        queue_name = check_kubernetes_name("queue_name", args.get("queue_name", LOCAL_QUEUE_NAME))
         instance = gpu_instance_type(args["instance_type"])
         if spec.gpus_per_node > instance.gpus:
             raise ValueError(f"spec.gpus_per_node={spec.gpus_per_node}: {instance.name} has {instance.gpus} GPUs")
@@ -102,6 +108,7 @@ class TrainingJob(pulumi.ComponentResource):
                 efa=efa,
                 service_account=spec.name,
                 config_map_name=f"{spec.name}-deepspeed",
+                queue_name=queue_name,
             )
         )
         train_job = k8s.apiextensions.CustomResource(

@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from modelplane.components.priorities import TrainingPriority, training_priority_class
 from modelplane.terms.gpu_catalog import GpuInstanceType
 from modelplane.terms.scheduling import (
+    DO_NOT_DISRUPT_ANNOTATION,
+    EFA_RESOURCE,
     GPU_PRESENT_LABEL,
+    GPU_RESOURCE,
     NODE_RESERVED_MEMORY_FRACTION,
     NODE_RESERVED_VCPUS,
     POOL_LABEL,
+    QUEUE_NAME_LABEL,
+    WORKLOAD_PRIORITY_LABEL,
     gpu_toleration,
 )
 from modelplane.workloads.training.deepspeed_config import ds_config_for
@@ -31,8 +37,9 @@ JOB_LABEL = "modelplane.io/training-job"
 RUNTIME_PATCH_MANAGER = "modelplane.io/training-job"
 """Who patches the runtime (Trainer 2.2's `runtimePatches` are keyed by manager)."""
 NON_ROOT_UID = 1000
-EFA_RESOURCE = "vpc.amazonaws.com/efa"
-GPU_RESOURCE = "nvidia.com/gpu"
+RUNTIME_PRIORITY = TrainingPriority.NORMAL
+"""Every training pod's PriorityClass: Trainer 2.2's runtime patches cannot set a pod's priorityClassName, so a
+job's own priority is Kueue's (its WorkloadPriorityClass), which admits and preempts whole jobs."""
 
 
 def artifact_uri(path: str, artifact_root: str) -> str:
@@ -127,6 +134,11 @@ def job_labels(spec: TrainingJobSpec) -> dict[str, str]:
     return {JOB_LABEL: spec.name, "app.kubernetes.io/part-of": "modelplane", "app.kubernetes.io/component": "training"}
 
 
+def queue_labels(spec: TrainingJobSpec, queue_name: str) -> dict[str, str]:
+    """Kueue's labels on the TrainJob: the LocalQueue it waits in, and the priority it is admitted and preempted by."""
+    return {QUEUE_NAME_LABEL: queue_name, WORKLOAD_PRIORITY_LABEL: training_priority_class(spec.priority)}
+
+
 def train_job_manifest(
     spec: TrainingJobSpec,
     *,
@@ -137,8 +149,11 @@ def train_job_manifest(
     efa: bool,
     service_account: str,
     config_map_name: str,
+    queue_name: str,
 ) -> dict[str, Any]:
-    """The Kubeflow Trainer TrainJob: all nodes start together and restart together from the newest checkpoint."""
+    """The Kubeflow Trainer TrainJob, queued in `queue_name` (a LocalQueue in `namespace`): Kueue admits it when
+    every node's GPUs fit its team's quota; all nodes start together and restart together from the newest
+    checkpoint."""
     config_path = f"{DEEPSPEED_CONFIG_DIR}/{DEEPSPEED_CONFIG_FILE}"
     shm_gib = max(1, instance.memory_gib // 8 * spec.gpus_per_node // instance.gpus)
     return {
@@ -147,7 +162,7 @@ def train_job_manifest(
         "metadata": {
             "name": spec.name,
             "namespace": namespace,
-            "labels": job_labels(spec),
+            "labels": {**job_labels(spec), **queue_labels(spec, queue_name)},
             "annotations": {
                 "modelplane.io/restart-budget": str(spec.restart_budget),
                 "modelplane.io/max-run-minutes": str(spec.max_run_minutes),
@@ -207,12 +222,14 @@ def node_pod_patch(spec: TrainingJobSpec, service_account: str, config_map_name:
     }
 
 
-def cluster_training_runtime_manifest(max_restarts: int = 10, schedule_timeout_seconds: int = 600) -> dict[str, Any]:
+def cluster_training_runtime_manifest(max_restarts: int = 10) -> dict[str, Any]:
     """The DeepSpeed-over-torchrun runtime every modelplane TrainJob uses.
 
-    Gang scheduling: the pod group starts only when every node's pod can; a failed node
-    restarts the whole group (up to `max_restarts`, the platform's ceiling; each job's own
-    budget is enforced by its trainer, which counts restarts in its checkpoints).
+    No pod group policy: Kueue admits all of a job's nodes together (and evicts them together when they are not
+    all ready in time), and no runtime may ask for a gang scheduler the cluster does not run (Trainer 2.2 would
+    never create the JobSet). A failed node restarts the whole group (up to `max_restarts`, the platform's
+    ceiling; each job's own budget is enforced by its trainer, which counts restarts in its checkpoints).
+    Karpenter never consolidates a node away under a running rank.
     """
     return {
         "apiVersion": TRAINER_API_VERSION,
@@ -220,7 +237,6 @@ def cluster_training_runtime_manifest(max_restarts: int = 10, schedule_timeout_s
         "metadata": {"name": RUNTIME_NAME, "labels": {"trainer.kubeflow.org/framework": "deepspeed"}},
         "spec": {
             "mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
-            "podGroupPolicy": {"coscheduling": {"scheduleTimeoutSeconds": schedule_timeout_seconds}},
             "template": {
                 "spec": {
                     "failurePolicy": {"maxRestarts": max_restarts},
@@ -231,7 +247,9 @@ def cluster_training_runtime_manifest(max_restarts: int = 10, schedule_timeout_s
                                 "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
                                 "spec": {
                                     "template": {
+                                        "metadata": {"annotations": {DO_NOT_DISRUPT_ANNOTATION: "true"}},
                                         "spec": {
+                                            "priorityClassName": training_priority_class(RUNTIME_PRIORITY),
                                             "securityContext": {
                                                 "runAsNonRoot": True,
                                                 "runAsUser": NON_ROOT_UID,
@@ -248,7 +266,7 @@ def cluster_training_runtime_manifest(max_restarts: int = 10, schedule_timeout_s
                                                     "securityContext": container_security_context(),
                                                 }
                                             ],
-                                        }
+                                        },
                                     }
                                 },
                             },

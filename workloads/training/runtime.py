@@ -1,4 +1,8 @@
-"""Kubeflow Trainer on the cluster: its controller (pinned Helm chart) and modelplane's DeepSpeed runtime."""
+"""Kubeflow Trainer on the cluster: its controller (pinned Helm chart) and modelplane's DeepSpeed runtime.
+
+The runtime's pods run at the `modelplane-training` PriorityClass (components/priorities.py) and Kueue admits
+their TrainJobs (components/kueue.py): TrainJobs go in after both.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelplane.components.priorities import TrainingPriority
 from modelplane.terms.names import check_workload_name
 from modelplane.workloads.spec_fields import artifact_path, env_names, pinned_image, registry_problem
 from modelplane.workloads.training.alerts import TrainingAlertThresholds
@@ -68,6 +69,10 @@ class TrainingJobSpec(BaseModel):
     """Group restarts (from the newest checkpoint) allowed before the job fails."""
     env: dict[str, str] = Field(default_factory=dict)
     alerts: TrainingAlerts = TrainingAlerts()
+    priority: TrainingPriority = TrainingPriority.NORMAL
+    """Its place in its team's GPU queue: high jobs are admitted first and may preempt low ones (whole jobs)."""
+    team: str | None = None
+    """The team whose namespace and GPU queue the job runs in; None: the platform's default team."""
 
     @field_validator("name")
     @classmethod

@@ -140,6 +140,11 @@ def test_gpu_replicas_request_one_gpu_on_their_pool_tolerating_the_taint() -> No
     ]
 
 
+def test_gpu_replicas_run_at_serving_priority_on_both_tracks() -> None:
+    for track in ("stable", "canary"):
+        assert deployment(track)["spec"]["template"]["spec"]["priorityClassName"] == "modelplane-serving"
+
+
 def test_cpu_replicas_run_on_the_system_nodes_without_a_gpu() -> None:
     manifest = deployment(accelerator="cpu", gpu_pool=None, resources={"cpu": "1500m", "memory": "2Gi"})
     pod = manifest["spec"]["template"]["spec"]
@@ -148,6 +153,8 @@ def test_cpu_replicas_run_on_the_system_nodes_without_a_gpu() -> None:
     assert server["resources"]["requests"] == server["resources"]["limits"]
     assert "tolerations" not in pod
     assert pod["nodeSelector"] == {"modelplane.io/pool": "system"}
+    # On the system nodes a serving priority would let a replica preempt the platform's own controllers.
+    assert "priorityClassName" not in pod
     assert pairs(server["args"])["--device"] == "cpu"
     assert {"name": "OMP_NUM_THREADS", "value": "1"} in server["env"]
 

@@ -183,6 +183,14 @@ def test_a_cpu_service_has_no_gpu_and_no_toleration(run_program) -> None:
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
     assert "tolerations" not in pod
     assert pod["nodeSelector"] == {"modelplane.io/pool": "system"}
+    assert "priorityClassName" not in pod
+
+
+def test_gpu_replicas_run_at_serving_priority_in_the_given_namespace(run_program) -> None:
+    registered = run_program(lambda: inference_service(spec(team="research"), namespace="research"))
+    deployment = registered.one(DEPLOYMENT)
+    assert deployment.inputs["metadata"]["namespace"] == "research"
+    assert deployment.inputs["spec"]["template"]["spec"]["priorityClassName"] == "modelplane-serving"
 
 
 @pytest.mark.parametrize(

@@ -169,3 +169,8 @@ def test_canary_replicas_follow_the_traffic_share_at_the_stable_minimum(
 
 def test_a_valid_spec_has_no_problems_of_its_own() -> None:
     assert spec_problems(InferenceServiceSpec.model_validate(service())) == []
+
+
+def test_team_defaults_to_the_platforms_team_and_is_read_from_plain_data() -> None:
+    assert InferenceServiceSpec.model_validate(service()).team is None
+    assert InferenceServiceSpec.model_validate(service(team="research")).team == "research"

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from modelplane.workloads.training.job import TrainingJob, image_reference
+from modelplane.plan.manifests import manifest_of
+from modelplane.workloads.training.job import TrainingJob, TrainingJobArgs, image_reference
 from modelplane.workloads.training.spec import TrainingJobSpec
-from tests.resources import dig
+from tests.crd_schemas import schema_problems
+from tests.resources import assert_rejected_before_children, dig
 
 SPEC = TrainingJobSpec.model_validate(
     {
@@ -22,19 +25,18 @@ SPEC = TrainingJobSpec.model_validate(
 )
 
 
-def job(instance_type: str = "g6.xlarge", spec: TrainingJobSpec = SPEC) -> TrainingJob:
-    return TrainingJob(
-        "train-sentiment",
-        {
-            "spec": spec.model_dump(mode="json"),
-            "cluster_name": "modelplane-dev",
-            "image_repository_url": "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelplane-dev/trainer",
-            "artifact_bucket": "artifacts-abc",
-            "artifact_bucket_arn": "arn:aws:s3:::artifacts-abc",
-            "artifact_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/k",
-            "instance_type": instance_type,
-        },
-    )
+def job(instance_type: str = "g6.xlarge", spec: TrainingJobSpec = SPEC, **extra: Any) -> TrainingJob:
+    args: TrainingJobArgs = {
+        "spec": spec.model_dump(mode="json"),
+        "cluster_name": "modelplane-dev",
+        "image_repository_url": "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelplane-dev/trainer",
+        "artifact_bucket": "artifacts-abc",
+        "artifact_bucket_arn": "arn:aws:s3:::artifacts-abc",
+        "artifact_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/k",
+        "instance_type": instance_type,
+    }
+    args.update(extra)  # type: ignore[typeddict-item]
+    return TrainingJob("train-sentiment", args)
 
 
 def test_image_reference_appends_tag_or_digest() -> None:
@@ -108,3 +110,32 @@ def test_more_gpus_than_the_instance_has_is_refused_before_any_resource(run_prog
     four = SPEC.model_copy(update={"gpus_per_node": 4})
     with pytest.raises(ValueError, match=r"spec.gpus_per_node=4: g6.xlarge has 1 GPUs"):
         run_program(lambda: job(spec=four))
+
+
+TRAINJOB = "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob"
+
+
+def test_trainjob_waits_in_the_default_local_queue_at_normal_priority(run_program) -> None:
+    labels = run_program(job).one(TRAINJOB).inputs["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert labels["kueue.x-k8s.io/priority-class"] == "modelplane-training"
+
+
+def test_trainjob_waits_in_the_teams_namespace_and_named_queue_at_its_priority(run_program) -> None:
+    high = TrainingJobSpec.model_validate({**SPEC.model_dump(mode="json"), "priority": "high", "team": "research"})
+    registered = run_program(lambda: job(spec=high, namespace="research", queue_name="research-gpu"))
+    trainjob = registered.one(TRAINJOB)
+    assert trainjob.inputs["metadata"]["namespace"] == "research"
+    assert trainjob.inputs["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "research-gpu"
+    assert trainjob.inputs["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "modelplane-training-high"
+    assert registered.one("kubernetes:core/v1:ConfigMap").inputs["metadata"]["namespace"] == "research"
+    assert schema_problems(manifest_of(trainjob)) == []
+
+
+def test_a_queue_name_that_is_not_a_kubernetes_name_is_refused_before_any_resource(run_program) -> None:
+    assert_rejected_before_children(
+        run_program,
+        lambda: job(queue_name="GPU Queue"),
+        r"^queue_name='GPU Queue': must be a Kubernetes name",
+        ["modelplane:workloads:TrainingJob"],
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from modelplane.components.gpu_queues import counted_resources
 from modelplane.terms.gpu_catalog import gpu_instance_type
 from modelplane.workloads.training.kubernetes import (
     artifact_uri,
@@ -39,17 +40,31 @@ def spec(**overrides: object) -> TrainingJobSpec:
     return TrainingJobSpec.model_validate(fields)
 
 
-def manifest(efa: bool = True, **overrides: object) -> dict:
+def manifest(efa: bool = True, namespace: str = "ml", queue_name: str = "gpu", **overrides: object) -> dict:
     return train_job_manifest(
         spec(**overrides),
-        namespace="ml",
+        namespace=namespace,
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/p/trainer:0.1.0",
         artifact_root="s3://artifacts",
         instance=gpu_instance_type("p5.48xlarge"),
         efa=efa,
         service_account="intents",
         config_map_name="intents-deepspeed",
+        queue_name=queue_name,
     )
+
+
+def pod_patch(body: dict[str, Any]) -> dict[str, Any]:
+    (patch,) = body["spec"]["runtimePatches"]
+    (replicated,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    pod: dict[str, Any] = replicated["template"]["spec"]["template"]
+    return pod
+
+
+def runtime_pod(runtime: dict[str, Any]) -> dict[str, Any]:
+    (replicated,) = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    pod: dict[str, Any] = replicated["template"]["spec"]["template"]
+    return pod
 
 
 def test_paths_resolve_against_the_artifact_root() -> None:
@@ -109,10 +124,11 @@ def test_no_efa_environment_without_efa() -> None:
     assert "FI_PROVIDER" not in env
 
 
-def test_runtime_is_gang_scheduled_non_root_and_restarts_as_a_group() -> None:
+def test_runtime_asks_for_no_gang_scheduler_and_restarts_as_a_group() -> None:
     runtime = cluster_training_runtime_manifest(max_restarts=5)
     spec_ = runtime["spec"]
-    assert spec_["podGroupPolicy"]["coscheduling"]["scheduleTimeoutSeconds"] > 0
+    # No coscheduling plugin runs: with a podGroupPolicy Trainer 2.2 never creates the JobSet. Kueue gangs instead.
+    assert "podGroupPolicy" not in spec_
     assert spec_["template"]["spec"]["failurePolicy"]["maxRestarts"] == 5
     pod = spec_["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -180,3 +196,52 @@ def test_monitoring_objects_are_checked_against_the_operators_models() -> None:
     assert schema_problems(pod_monitor) == []
     pod_monitor["spec"]["podMetricEndpoints"] = pod_monitor["spec"].pop("podMetricsEndpoints")
     assert schema_problems(pod_monitor) == ["unknown field spec.podMetricEndpoints"]
+
+
+def test_train_job_waits_in_its_teams_queue_at_its_priority() -> None:
+    labels = manifest(namespace="research", queue_name="gpu", priority="high")["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/queue-name"] == "gpu"
+    assert labels["kueue.x-k8s.io/priority-class"] == "modelplane-training-high"
+    assert labels["modelplane.io/training-job"] == "intents"
+    assert manifest(namespace="research")["metadata"]["namespace"] == "research"
+    assert manifest(queue_name="batch")["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "batch"
+
+
+@pytest.mark.parametrize(
+    ("priority", "workload_class"),
+    [("low", "modelplane-training-low"), ("normal", "modelplane-training"), ("high", "modelplane-training-high")],
+)
+def test_each_priority_names_its_workload_priority_class(priority: str, workload_class: str) -> None:
+    assert manifest(priority=priority)["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == workload_class
+
+
+def test_default_priority_is_normal() -> None:
+    assert spec().priority == "normal"
+    assert manifest()["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "modelplane-training"
+
+
+def test_training_pods_are_never_disrupted_by_karpenter_and_rank_below_serving() -> None:
+    pod = runtime_pod(cluster_training_runtime_manifest())
+    assert pod["metadata"]["annotations"] == {"karpenter.sh/do-not-disrupt": "true"}
+    assert pod["spec"]["priorityClassName"] == "modelplane-training"
+
+
+def test_the_job_patch_sets_no_priority_class_trainer_would_drop() -> None:
+    # Trainer 2.2.1's PodSpecPatch has no priorityClassName: the job's own priority is Kueue's label.
+    assert "priorityClassName" not in pod_patch(manifest())["spec"]
+    broken = copy.deepcopy(manifest())
+    pod_patch(broken)["spec"]["priorityClassName"] = "modelplane-training-high"
+    assert schema_problems(broken) == [
+        "unknown field spec.runtimePatches[0].trainingRuntimeSpec.template.spec.replicatedJobs[0]"
+        ".template.spec.template.spec.priorityClassName"
+    ]
+
+
+@pytest.mark.parametrize("priority", ["low", "normal", "high"])
+def test_train_job_with_queue_labels_matches_kubeflow_trainers_model(priority: str) -> None:
+    assert schema_problems(manifest(namespace="research", priority=priority)) == []
+
+
+def test_kueue_counts_only_the_jobs_gpus() -> None:
+    requested = node_resources(spec(), gpu_instance_type("p5.48xlarge"), efa=True)["requests"]
+    assert counted_resources(list(requested)) == ["nvidia.com/gpu"]

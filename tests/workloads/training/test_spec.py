@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from modelplane.components.priorities import TrainingPriority
 from modelplane.config import ConfigError, parse_environment
 from modelplane.workloads.training.spec import TrainingJobSpec
 
@@ -80,6 +81,7 @@ def test_duplicate_job_names_are_refused() -> None:
         ({"env": {"MODELPLANE_JOB_NAME": "x"}}, "MODELPLANE_* variables are set by modelplane"),
         ({"deepspeed": {"preset": "nope"}}, "preset='nope': unknown"),
         ({"max_run_minutes": 1}, "greater than or equal to 5"),
+        ({"priority": "urgent"}, "Input should be 'low', 'normal' or 'high'"),
     ],
 )
 def test_spec_field_rules(overrides: dict[str, Any], expected: str) -> None:
@@ -90,3 +92,16 @@ def test_spec_field_rules(overrides: dict[str, Any], expected: str) -> None:
 def test_image_by_digest_is_accepted() -> None:
     spec = TrainingJobSpec.model_validate(job(image="trainer@sha256:" + "a" * 64))
     assert spec.image.startswith("trainer@sha256:")
+
+
+def test_priority_and_team_default_to_normal_and_the_platforms_team() -> None:
+    spec = TrainingJobSpec.model_validate(job())
+    assert spec.priority is TrainingPriority.NORMAL
+    assert spec.team is None
+
+
+def test_priority_and_team_are_read_from_plain_data() -> None:
+    spec = TrainingJobSpec.model_validate(job(priority="low", team="research"))
+    assert spec.priority is TrainingPriority.LOW
+    assert spec.team == "research"
+    assert TrainingJobSpec.model_validate(spec.model_dump(mode="json")) == spec
