@@ -19,6 +19,7 @@ from tests.resources import dig
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 ENVIRONMENTS = ("dev", "staging", "prod")
 NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +174,69 @@ def test_no_secret_reaches_plan_json(planned: dict[str, Any]) -> None:
     (provider,) = resources_of(document, "pulumi:providers:kubernetes")
     assert provider["inputs"]["kubeconfig"] == "[secret]"
     assert "get-token" not in text
+
+
+def helm_charts(document: dict[str, Any]) -> set[str]:
+    return {r["inputs"]["chart"] for r in resources_of(document, "kubernetes:helm.sh/v3:Release")}
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_cluster_can_schedule_gpu_work(planned: dict[str, Any], environment: str) -> None:
+    plan, document, _ = planned[environment]
+    charts = helm_charts(document)
+    assert "oci://public.ecr.aws/karpenter/karpenter" in charts
+    assert "oci://registry.k8s.io/kueue/charts/kueue" in charts
+    assert ("aws-efa-k8s-device-plugin" in charts) == any(pool.efa for pool in plan.config.gpu_node_pools)
+    addons = {r["inputs"]["addonName"] for r in resources_of(document, "aws:eks/addon:Addon")}
+    assert "metrics-server" in addons
+    rules = resources_of(document, "aws:cloudwatch/eventRule:EventRule")
+    assert len(rules) == 5
+    (queue,) = resources_of(document, "aws:sqs/queue:Queue")
+    assert queue["inputs"]["sqsManagedSseEnabled"] is True
+    priority_classes = {r["inputs"]["metadata"]["name"] for r in resources_of(document, PRIORITY_CLASS)}
+    assert priority_classes == {
+        "modelplane-serving",
+        "modelplane-training-high",
+        "modelplane-training",
+        "modelplane-training-low",
+    }
+    flavors = resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor")
+    assert len(flavors) == len(plan.config.gpu_node_pools)
+    cluster_queues = resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")
+    local_queues = resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue")
+    teams = {team.name for team in plan.config.effective_teams()}
+    assert {r["inputs"]["metadata"]["namespace"] for r in local_queues} == teams
+    assert len(cluster_queues) == len(teams)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_trainjob_names_its_queue_and_priority(planned: dict[str, Any], environment: str) -> None:
+    plan, document, _ = planned[environment]
+    jobs = resources_of(document, "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob")
+    assert len(jobs) == len(plan.config.training_jobs)
+    local_queues = {
+        (r["inputs"]["metadata"]["namespace"], r["inputs"]["metadata"]["name"])
+        for r in resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue")
+    }
+    for job, spec in zip(
+        sorted(jobs, key=lambda r: r["name"]), sorted(plan.config.training_jobs, key=lambda j: j.name), strict=True
+    ):
+        labels = job["inputs"]["metadata"]["labels"]
+        namespace = job["inputs"]["metadata"]["namespace"]
+        assert (namespace, labels["kueue.x-k8s.io/queue-name"]) in local_queues
+        assert namespace == plan.config.team_of(spec.team)
+        expected = {
+            "low": "modelplane-training-low",
+            "normal": "modelplane-training",
+            "high": "modelplane-training-high",
+        }
+        assert labels["kueue.x-k8s.io/priority-class"] == expected[spec.priority]
+    runtime = resources_of(document, "kubernetes:trainer.kubeflow.org/v1alpha1:ClusterTrainingRuntime")
+    assert all("podGroupPolicy" not in r["inputs"]["spec"] for r in runtime)
+
+
+def test_prod_trains_at_high_priority_in_the_ml_teams_queue(planned: dict[str, Any]) -> None:
+    _, document, _ = planned["prod"]
+    (job,) = resources_of(document, "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob")
+    assert job["inputs"]["metadata"]["namespace"] == "ml"
+    assert job["inputs"]["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "modelplane-training-high"
