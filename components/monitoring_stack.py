@@ -58,6 +58,16 @@ PROMETHEUS_RETENTION_SHARE = 0.85
 """Prometheus deletes old blocks past this share of its volume, before the disk fills and it stops."""
 # System nodes carry this label; monitoring must keep running while GPU pools scale to zero.
 SYSTEM_NODE_SELECTOR = {POOL_LABEL: SYSTEM_POOL_NAME}
+EKS_HIDDEN_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "kubeControllerManager": ("KubeControllerManagerDown",),
+    "kubeScheduler": ("KubeSchedulerDown",),
+    "kubeEtcd": ("etcdMembersDown", "etcdInsufficientMembers", "etcdNoLeader"),
+    "kubeProxy": ("KubeProxyDown",),
+}
+"""Control-plane parts EKS runs out of reach (and kube-proxy, whose metrics EKS binds to 127.0.0.1): the chart's
+scrape job for each, and the alerts it gates on the same flag, which would page forever on a healthy cluster.
+From kube-prometheus-stack-75.15.1, templates/prometheus/rules-1.14/kubernetes-system-{controller-manager,
+scheduler,kube-proxy}.yaml and etcd.yaml: each rule file renders only when `<component>.enabled` is true."""
 DEFAULT_RETENTION = "15d"
 DEFAULT_STORAGE_GIB = 50
 STORAGE_GIB_RANGE = (10, 16384)
@@ -132,6 +142,7 @@ def kube_prometheus_stack_values(
     return {
         # Fixes the services' names, which `in_cluster_urls` and consumers rely on.
         "fullnameOverride": STACK_CHART,
+        **{component: {"enabled": False} for component in EKS_HIDDEN_COMPONENTS},
         "prometheusOperator": {
             "nodeSelector": SYSTEM_NODE_SELECTOR,
             "admissionWebhooks": {"patch": {"nodeSelector": SYSTEM_NODE_SELECTOR}},

@@ -397,9 +397,11 @@ def deploy_training_jobs(platform: Platform) -> None:
             },
             opts=pulumi.ResourceOptions(
                 providers=[platform.kubernetes],
-                # Kueue's webhook must hold every TrainJob from its creation, or it would start outside any quota.
+                # Kueue's webhook must hold every TrainJob from its creation, or it would start outside any quota;
+                # the job's PodMonitor and PrometheusRule need the Prometheus operator's CRDs (the monitoring stack).
                 depends_on=[
                     trainer,
+                    platform.monitoring,
                     scheduling.team_namespaces[team],
                     scheduling.kueue,
                     scheduling.priority_classes,

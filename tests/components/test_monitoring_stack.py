@@ -13,6 +13,7 @@ from modelplane.components.monitoring_stack import (
     DCGM_CHART,
     DCGM_CHART_REPOSITORY,
     DCGM_CHART_VERSION,
+    EKS_HIDDEN_COMPONENTS,
     STACK_CHART,
     STACK_CHART_REPOSITORY,
     STACK_CHART_VERSION,
@@ -284,3 +285,23 @@ def test_bad_inputs_fail_before_any_resource(run_program, overrides, message):
     assert_rejected_before_children(
         run_program, lambda: MonitoringStack("mon", stack_args(**overrides)), message, [COMPONENT_TYPE]
     )
+
+
+def test_no_scrape_job_or_alert_for_what_eks_hides() -> None:
+    values = kube_prometheus_stack_values(RETENTION, STORAGE_GIB, "prod", "gp2")
+    for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert values[component] == {"enabled": False}, component
+    assert set(EKS_HIDDEN_COMPONENTS) == {"kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"}
+
+
+def test_no_shipped_alert_watches_a_hidden_control_plane_part() -> None:
+    """modelplane's own rules never select the jobs EKS hides, so none of them can fire for that reason."""
+    from modelplane.alert_catalogue import alert_catalogue
+
+    hidden_jobs = ("kube-controller-manager", "kube-scheduler", "kube-etcd", "kube-proxy", "etcd")
+    hidden_alerts = {alert for alerts in EKS_HIDDEN_COMPONENTS.values() for alert in alerts}
+    rules = [rule for group in (gpu_rules(), platform_rules({"pool": 2})) for rule in group.rules]
+    assert rules
+    for rule in rules:
+        assert not any(f'job="{job}"' in rule.expr or f'job=~"{job}' in rule.expr for job in hidden_jobs), rule
+    assert not hidden_alerts & {entry.alert for entry in alert_catalogue()}
