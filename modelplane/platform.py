@@ -35,8 +35,11 @@ from modelplane.workloads.serving.service import InferenceService, InferenceServ
 from modelplane.workloads.serving.spec import Accelerator
 from modelplane.workloads.spec_fields import repository_of
 from modelplane.workloads.training.dashboard import training_run_dashboard
-from modelplane.workloads.training.job import TrainingJob
+from modelplane.workloads.training.job import TrainingJob, TrainingJobArgs
 from modelplane.workloads.training.runtime import KubeflowTrainer
+
+DATASETS_CLAIM = "datasets"
+"""The claim on the Lustre file system that training jobs of its team mount."""
 
 
 def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:
@@ -74,6 +77,18 @@ class Platform:
     registry: ContainerRegistry
     monitoring: MonitoringStack
     scheduling: Scheduling
+    datasets: SharedDatasets | None
+    """The S3-linked Lustre file system, when the environment has one."""
+
+
+@dataclass
+class SharedDatasets:
+    """The Lustre file system's claim, in one team's namespace, and the bucket prefix it imports."""
+
+    storage: LustreStorageClass
+    team: str
+    claim_name: str
+    bucket_prefix: str
 
 
 @dataclass
@@ -122,7 +137,7 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
         env, pulumi.ResourceOptions(provider=kubernetes, depends_on=[system_pool, node_addons, block_storage])
     )
     scheduling = deploy_scheduling(env, kubernetes, system_pool, karpenter)
-    artifacts = deploy_artifacts(env, network, cluster, kubernetes, scheduling, tags)
+    artifacts, datasets = deploy_artifacts(env, network, cluster, kubernetes, scheduling, tags)
     registry = ContainerRegistry(
         "registry",
         {
@@ -138,7 +153,7 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     pulumi.export("repository_urls", registry.repository_urls)
     pulumi.export("grafana_url", monitoring.grafana_url)
     platform = Platform(
-        env, network, cluster, kubernetes, system_pool, gpu_pools, artifacts, registry, monitoring, scheduling
+        env, network, cluster, kubernetes, system_pool, gpu_pools, artifacts, registry, monitoring, scheduling, datasets
     )
     deploy_training_jobs(platform)
     deploy_inference_services(platform)
@@ -324,7 +339,7 @@ def deploy_artifacts(
     kubernetes: k8s.Provider,
     scheduling: Scheduling,
     tags: dict[str, str],
-) -> ArtifactStore:
+) -> tuple[ArtifactStore, SharedDatasets | None]:
     """The artifact bucket and, when configured, the Lustre file system linked to it with its storage class
     (its claim in the first team's namespace)."""
     first_private_subnet = network.private_subnet_ids.apply(lambda ids: ids[0])
@@ -345,23 +360,25 @@ def deploy_artifacts(
             "vpc_cidr": env.network.cidr,
         }
     artifacts = ArtifactStore("artifacts", store_args)
-    if fsx is not None:
-        claim_team = env.effective_teams()[0].name
-        assert artifacts.fsx_file_system_id and artifacts.fsx_dns_name and artifacts.fsx_mount_name
-        LustreStorageClass(
-            "lustre",
-            {
-                "subnet_id": first_private_subnet,
-                "security_group_ids": cluster.cluster_security_group_id.apply(lambda group: [group]),
-                "file_system_id": artifacts.fsx_file_system_id,
-                "dns_name": artifacts.fsx_dns_name,
-                "mount_name": artifacts.fsx_mount_name,
-                "namespace": claim_team,
-                "storage_capacity_gib": fsx.storage_capacity_gib,
-            },
-            opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[scheduling.team_namespaces[claim_team]]),
-        )
-    return artifacts
+    if fsx is None:
+        return artifacts, None
+    claim_team = env.effective_teams()[0].name
+    assert artifacts.fsx_file_system_id and artifacts.fsx_dns_name and artifacts.fsx_mount_name
+    storage = LustreStorageClass(
+        "lustre",
+        {
+            "subnet_id": first_private_subnet,
+            "security_group_ids": cluster.cluster_security_group_id.apply(lambda group: [group]),
+            "file_system_id": artifacts.fsx_file_system_id,
+            "dns_name": artifacts.fsx_dns_name,
+            "mount_name": artifacts.fsx_mount_name,
+            "namespace": claim_team,
+            "storage_capacity_gib": fsx.storage_capacity_gib,
+            "claim_name": DATASETS_CLAIM,
+        },
+        opts=pulumi.ResourceOptions(provider=kubernetes, depends_on=[scheduling.team_namespaces[claim_team]]),
+    )
+    return artifacts, SharedDatasets(storage, claim_team, DATASETS_CLAIM, fsx.import_prefix)
 
 
 def repository_url(registry: ContainerRegistry, repository: str) -> pulumi.Output[str]:
@@ -381,20 +398,26 @@ def deploy_training_jobs(platform: Platform) -> None:
     for job in env.training_jobs:
         pool = env.gpu_pool(job.gpu_pool)
         team = env.team_of(job.team)
+        args: TrainingJobArgs = {
+            "spec": job.model_dump(mode="json"),
+            "cluster_name": platform.cluster.cluster_name,
+            "image_repository_url": repository_url(platform.registry, repository_of(job.image)),
+            "artifact_bucket": platform.artifacts.bucket_name,
+            "artifact_bucket_arn": platform.artifacts.bucket_arn,
+            "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
+            "instance_type": pool.instance_type,
+            "efa": pool.efa,
+            "namespace": team,
+            "queue_name": scheduling.kueue.local_queue_names[team],
+        }
+        depends_on: list[pulumi.Resource] = []
+        if platform.datasets is not None and platform.datasets.team == team:
+            args["dataset_claim"] = platform.datasets.claim_name
+            args["dataset_prefix"] = platform.datasets.bucket_prefix
+            depends_on.append(platform.datasets.storage)
         TrainingJob(
             f"train-{job.name}",
-            {
-                "spec": job.model_dump(mode="json"),
-                "cluster_name": platform.cluster.cluster_name,
-                "image_repository_url": repository_url(platform.registry, repository_of(job.image)),
-                "artifact_bucket": platform.artifacts.bucket_name,
-                "artifact_bucket_arn": platform.artifacts.bucket_arn,
-                "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
-                "instance_type": pool.instance_type,
-                "efa": pool.efa,
-                "namespace": team,
-                "queue_name": scheduling.kueue.local_queue_names[team],
-            },
+            args,
             opts=pulumi.ResourceOptions(
                 providers=[platform.kubernetes],
                 # Kueue's webhook must hold every TrainJob from its creation, or it would start outside any quota;
@@ -406,6 +429,7 @@ def deploy_training_jobs(platform: Platform) -> None:
                     scheduling.kueue,
                     scheduling.priority_classes,
                     platform.gpu_pools[pool.name],
+                    *depends_on,
                 ],
             ),
         )

@@ -240,3 +240,17 @@ def test_prod_trains_at_high_priority_in_the_ml_teams_queue(planned: dict[str, A
     (job,) = resources_of(document, "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob")
     assert job["inputs"]["metadata"]["namespace"] == "ml"
     assert job["inputs"]["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "modelplane-training-high"
+
+
+def test_prod_training_reads_its_dataset_from_the_lustre_claim(planned: dict[str, Any]) -> None:
+    _, document, _ = planned["prod"]
+    (job,) = resources_of(document, "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob")
+    arguments = job["inputs"]["spec"]["trainer"]["args"]
+    assert arguments[arguments.index("--dataset-uri") + 1].startswith("/fsx/datasets/")
+    (patch,) = job["inputs"]["spec"]["runtimePatches"]
+    (replicated,) = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]
+    pod = replicated["template"]["spec"]["template"]["spec"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    (claim,) = resources_of(document, "kubernetes:core/v1:PersistentVolumeClaim")
+    assert claims == [claim["inputs"]["metadata"]["name"]]
+    assert claim["inputs"]["metadata"]["namespace"] == job["inputs"]["metadata"]["namespace"]

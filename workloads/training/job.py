@@ -20,6 +20,7 @@ from modelplane.workloads.training.kubernetes import (
     DEEPSPEED_CONFIG_FILE,
     METRICS_PORT_NAME,
     TRAINER_API_VERSION,
+    DatasetVolume,
     bucket_prefix,
     deepspeed_config_json,
     job_labels,
@@ -48,6 +49,11 @@ class TrainingJobArgs(TypedDict):
     """The pool has EFA interfaces: request them and configure NCCL for them; default False."""
     namespace: NotRequired[str]
     """Namespace of the job's objects; default WORKLOAD_NAMESPACE ("ml")."""
+    dataset_claim: NotRequired[str]
+    """A claim in `namespace` on the platform's S3-linked Lustre file system; with `dataset_prefix`, a dataset under
+    that prefix is read from the file system instead of S3."""
+    dataset_prefix: NotRequired[str]
+    """The bucket prefix the file system imports, e.g. "datasets/"; required with `dataset_claim`."""
     queue_name: NotRequired[str]
     """The Kueue LocalQueue in `namespace` the job waits in; default LOCAL_QUEUE_NAME ("gpu"), the one the Kueue
     component gives every team. Create the job with `depends_on` Kueue and the PriorityClasses."""
@@ -57,6 +63,15 @@ def image_reference(repository_url: str, spec_image: str) -> str:
     """`trainer:1.2.0` in the platform's registry: the repository's URL with the spec's tag or digest."""
     separator = "@" if "@" in spec_image else ":"
     return f"{repository_url}{separator}{spec_image.split(separator, 1)[1]}"
+
+
+def _dataset_volume(args: TrainingJobArgs) -> DatasetVolume | None:
+    claim, prefix = args.get("dataset_claim"), args.get("dataset_prefix")
+    if claim is None and prefix is None:
+        return None
+    if not claim or not prefix:
+        raise ValueError(f"dataset_claim={claim!r}, dataset_prefix={prefix!r}: give both, or neither")
+    return DatasetVolume(claim, prefix)
 
 
 class TrainingJob(pulumi.ComponentResource):
@@ -70,6 +85,7 @@ class TrainingJob(pulumi.ComponentResource):
         efa = args.get("efa", False)
         queue_name = check_kubernetes_name("queue_name", args.get("queue_name", LOCAL_QUEUE_NAME))
         instance = gpu_instance_type(args["instance_type"])
+        dataset_volume = _dataset_volume(args)
         if spec.gpus_per_node > instance.gpus:
             raise ValueError(f"spec.gpus_per_node={spec.gpus_per_node}: {instance.name} has {instance.gpus} GPUs")
         child = pulumi.ResourceOptions(parent=self)
@@ -109,6 +125,7 @@ class TrainingJob(pulumi.ComponentResource):
                 service_account=spec.name,
                 config_map_name=f"{spec.name}-deepspeed",
                 queue_name=queue_name,
+                dataset_volume=dataset_volume,
             )
         )
         train_job = k8s.apiextensions.CustomResource(

@@ -7,6 +7,7 @@ policy hands torchrun its rendezvous (PET_* variables), so the same spec runs on
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from modelplane.components.priorities import TrainingPriority, training_priority_class
@@ -42,6 +43,30 @@ RUNTIME_PRIORITY = TrainingPriority.NORMAL
 job's own priority is Kueue's (its WorkloadPriorityClass), which admits and preempts whole jobs."""
 
 
+DATASET_MOUNT_PATH = "/fsx"
+"""Where a job's pods mount the S3-linked Lustre file system, when the platform has one."""
+
+
+@dataclass(frozen=True)
+class DatasetVolume:
+    """The platform's Lustre file system as a job sees it: a claim in its namespace, linked to a bucket prefix."""
+
+    claim_name: str
+    bucket_prefix: str
+    """The prefix the file system imports (`datasets/`): objects under it appear at the same path inside it."""
+
+    def holds(self, path: str) -> bool:
+        return not path.startswith("s3://") and path.lstrip("/").startswith(self.bucket_prefix)
+
+
+def dataset_location(spec: TrainingJobSpec, artifact_root: str, dataset_volume: DatasetVolume | None) -> str:
+    """Where the trainer reads its dataset: from Lustre (at memory speed, no per-job S3 reads) when the dataset
+    lies under the file system's prefix, else from the artifact store."""
+    if dataset_volume is not None and dataset_volume.holds(spec.dataset):
+        return f"{DATASET_MOUNT_PATH}/{spec.dataset.lstrip('/')}"
+    return artifact_uri(spec.dataset, artifact_root)
+
+
 def artifact_uri(path: str, artifact_root: str) -> str:
     """A spec path resolved against the artifact store root (`s3://bucket` or a local directory)."""
     if path.startswith("s3://"):
@@ -54,12 +79,16 @@ def deepspeed_config_json(spec: TrainingJobSpec) -> str:
 
 
 def trainer_arguments(
-    spec: TrainingJobSpec, artifact_root: str, deepspeed_config_path: str, metrics_port: int
+    spec: TrainingJobSpec,
+    artifact_root: str,
+    deepspeed_config_path: str,
+    metrics_port: int,
+    dataset_volume: DatasetVolume | None = None,
 ) -> list[str]:
     """Arguments of `python -m modelplane.workloads.training.trainer` for this job (in the cloud and locally)."""
     arguments = [
         "--job-name", spec.name,
-        "--dataset-uri", artifact_uri(spec.dataset, artifact_root),
+        "--dataset-uri", dataset_location(spec, artifact_root, dataset_volume),
         "--base-model", artifact_uri(spec.base_model, artifact_root),
         "--checkpoint-uri", artifact_uri(spec.checkpoints, artifact_root),
         "--model-uri", artifact_uri(spec.model_output, artifact_root),
@@ -113,21 +142,30 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
-def pod_volumes(config_map_name: str, shm_gib: int) -> list[dict[str, Any]]:
-    return [
+def pod_volumes(
+    config_map_name: str, shm_gib: int, dataset_volume: DatasetVolume | None = None
+) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
         # NCCL and the data loaders share tensors through /dev/shm; the container default (64 MiB) is too small.
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib}Gi"}},
         {"name": "tmp", "emptyDir": {}},
         {"name": "deepspeed-config", "configMap": {"name": config_map_name}},
     ]
+    if dataset_volume is not None:
+        claim = {"claimName": dataset_volume.claim_name, "readOnly": True}
+        volumes.append({"name": "datasets", "persistentVolumeClaim": claim})
+    return volumes
 
 
-def volume_mounts() -> list[dict[str, Any]]:
-    return [
+def volume_mounts(dataset_volume: DatasetVolume | None = None) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
         {"name": "dshm", "mountPath": "/dev/shm"},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "deepspeed-config", "mountPath": DEEPSPEED_CONFIG_DIR, "readOnly": True},
     ]
+    if dataset_volume is not None:
+        mounts.append({"name": "datasets", "mountPath": DATASET_MOUNT_PATH, "readOnly": True})
+    return mounts
 
 
 def job_labels(spec: TrainingJobSpec) -> dict[str, str]:
@@ -150,6 +188,7 @@ def train_job_manifest(
     service_account: str,
     config_map_name: str,
     queue_name: str,
+    dataset_volume: DatasetVolume | None = None,
 ) -> dict[str, Any]:
     """The Kubeflow Trainer TrainJob, queued in `queue_name` (a LocalQueue in `namespace`): Kueue admits it when
     every node's GPUs fit its team's quota; all nodes start together and restart together from the newest
@@ -173,7 +212,7 @@ def train_job_manifest(
             "trainer": {
                 "image": image,
                 "command": ["torchrun", "--module", "modelplane.workloads.training.trainer"],
-                "args": trainer_arguments(spec, artifact_root, config_path, METRICS_PORT),
+                "args": trainer_arguments(spec, artifact_root, config_path, METRICS_PORT, dataset_volume),
                 "env": trainer_environment(spec, efa),
                 "numNodes": spec.nodes,
                 "numProcPerNode": spec.gpus_per_node,
@@ -195,7 +234,7 @@ def train_job_manifest(
                                                 "template": {
                                                     "metadata": {"labels": job_labels(spec)},
                                                     "spec": node_pod_patch(
-                                                        spec, service_account, config_map_name, shm_gib
+                                                        spec, service_account, config_map_name, shm_gib, dataset_volume
                                                     ),
                                                 }
                                             }
@@ -211,14 +250,20 @@ def train_job_manifest(
     }
 
 
-def node_pod_patch(spec: TrainingJobSpec, service_account: str, config_map_name: str, shm_gib: int) -> dict[str, Any]:
+def node_pod_patch(
+    spec: TrainingJobSpec,
+    service_account: str,
+    config_map_name: str,
+    shm_gib: int,
+    dataset_volume: DatasetVolume | None = None,
+) -> dict[str, Any]:
     """What each node's pod adds to the runtime's: identity, placement on the pool, volumes."""
     return {
         "serviceAccountName": service_account,
         "nodeSelector": {POOL_LABEL: spec.gpu_pool, GPU_PRESENT_LABEL: "true"},
         "tolerations": [gpu_toleration()],
-        "volumes": pod_volumes(config_map_name, shm_gib),
-        "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts()}],
+        "volumes": pod_volumes(config_map_name, shm_gib, dataset_volume),
+        "containers": [{"name": TRAINER_CONTAINER, "volumeMounts": volume_mounts(dataset_volume)}],
     }
 
 

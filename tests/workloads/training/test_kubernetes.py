@@ -245,3 +245,18 @@ def test_train_job_with_queue_labels_matches_kubeflow_trainers_model(priority: s
 def test_kueue_counts_only_the_jobs_gpus() -> None:
     requested = node_resources(spec(), gpu_instance_type("p5.48xlarge"), efa=True)["requests"]
     assert counted_resources(list(requested)) == ["nvidia.com/gpu"]
+
+
+def test_a_dataset_under_the_lustre_prefix_is_read_from_the_file_system() -> None:
+    from modelplane.workloads.training.kubernetes import DatasetVolume, dataset_location, pod_volumes, volume_mounts
+
+    volume = DatasetVolume(claim_name="datasets", bucket_prefix="datasets/")
+    inside = spec(dataset="datasets/news/train.jsonl")
+    outside = spec(dataset="other/train.jsonl")
+    assert dataset_location(inside, "s3://bucket", volume) == "/fsx/datasets/news/train.jsonl"
+    assert dataset_location(outside, "s3://bucket", volume) == "s3://bucket/other/train.jsonl"
+    assert dataset_location(inside, "s3://bucket", None) == "s3://bucket/datasets/news/train.jsonl"
+    claim = {"name": "datasets", "persistentVolumeClaim": {"claimName": "datasets", "readOnly": True}}
+    assert claim in pod_volumes("cfg", 8, volume)
+    assert claim not in pod_volumes("cfg", 8)
+    assert {"name": "datasets", "mountPath": "/fsx", "readOnly": True} in volume_mounts(volume)
