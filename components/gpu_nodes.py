@@ -51,8 +51,10 @@ GPU_TAINT: aws.eks.NodeGroupTaintArgsDict = {
 }
 """The EKS API spelling, for node groups: only pods tolerating it land on (and pay for) GPU nodes."""
 
-IMDS_HOP_LIMIT = 2
-"""2, not 1: pods on the node network (aws-node, EBS CSI) still reach IMDS; IMDSv2 stays required."""
+IMDS_HOP_LIMIT = 1
+"""1: only the node's own network namespace (kubelet, and host-network pods such as aws-node and the pod identity
+agent) gets IMDS responses; a pod with its own network namespace is one hop further, so it cannot take the node
+role's credentials. Pods get AWS credentials through EKS Pod Identity instead; IMDSv2 stays required."""
 # AL2023 boots from /dev/xvda; Bottlerocket keeps its OS on /dev/xvda and images and pod data on /dev/xvdb.
 _DATA_DEVICE = {AmiFamily.AL2023: "/dev/xvda", AmiFamily.BOTTLEROCKET: "/dev/xvdb"}
 
@@ -75,7 +77,8 @@ def gpu_node_labels(
 
 
 def metadata_options() -> aws.ec2.LaunchTemplateMetadataOptionsArgsDict:
-    """IMDSv2 only: a stolen IMDSv1 request cannot fetch the node role's credentials."""
+    """IMDSv2 only, and only from the node itself (IMDS_HOP_LIMIT): neither a forged IMDSv1 request nor a pod
+    can fetch the node role's credentials."""
     return {
         "http_endpoint": "enabled",
         "http_tokens": "required",

@@ -52,6 +52,33 @@ class PodIdentity:
         return [self.service_account, self.association] if self.service_account else [self.association]
 
 
+def pod_identity_role(
+    name: str,
+    *,
+    parent: pulumi.Resource,
+    policy: ManagedPolicy | InlinePolicy,
+    tags: Mapping[str, str] | None = None,
+) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment | aws.iam.RolePolicy]:
+    """A role EKS Pod Identity may hand to pods, with its policy: `<name>-role` and the policy, under `parent`.
+
+    Alone, for an EKS add-on that creates its pod identity association itself (`pod_identity_associations`).
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    tags = dict(tags) if tags is not None else None
+    role = aws.iam.Role(
+        f"{name}-role",
+        assume_role_policy=assume_role_policy(POD_IDENTITY_SERVICE, ("sts:AssumeRole", "sts:TagSession")),
+        tags=tags,
+        opts=child,
+    )
+    role_policy: aws.iam.RolePolicyAttachment | aws.iam.RolePolicy
+    if isinstance(policy, ManagedPolicy):
+        role_policy = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)
+    else:
+        role_policy = aws.iam.RolePolicy(f"{name}-{policy.purpose}", role=role.id, policy=policy.document, opts=child)
+    return role, role_policy
+
+
 def pod_identity(
     name: str,
     *,
@@ -71,17 +98,7 @@ def pod_identity(
     """
     child = pulumi.ResourceOptions(parent=parent)
     tags = dict(tags) if tags is not None else None
-    role = aws.iam.Role(
-        f"{name}-role",
-        assume_role_policy=assume_role_policy(POD_IDENTITY_SERVICE, ("sts:AssumeRole", "sts:TagSession")),
-        tags=tags,
-        opts=child,
-    )
-    role_policy: aws.iam.RolePolicyAttachment | aws.iam.RolePolicy
-    if isinstance(policy, ManagedPolicy):
-        role_policy = aws.iam.RolePolicyAttachment(f"{name}-policy", role=role.name, policy_arn=policy.arn, opts=child)
-    else:
-        role_policy = aws.iam.RolePolicy(f"{name}-{policy.purpose}", role=role.id, policy=policy.document, opts=child)
+    role, role_policy = pod_identity_role(name, parent=parent, policy=policy, tags=tags)
     account = None
     if service_account_labels is not None:
         account = k8s.core.v1.ServiceAccount(

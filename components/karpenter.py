@@ -31,10 +31,10 @@ RELEASE_NAME = "karpenter"
 NODE_POLICIES = (
     "AmazonEKSWorkerNodePolicy",
     "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonEKS_CNI_Policy",
     "AmazonSSMManagedInstanceCore",
 )
-"""The node role's AWS-managed policies, as Karpenter's own CloudFormation template attaches them."""
+"""The node role's AWS-managed policies, as Karpenter's own CloudFormation template attaches them, less
+AmazonEKS_CNI_Policy: the VPC CNI gets it through its own pod identity (eks_cluster.VPC_CNI_POLICY)."""
 INTERRUPTION_QUEUE_RETENTION_SECONDS = 300
 """Karpenter acts on a message within seconds; an older one describes an instance already gone."""
 

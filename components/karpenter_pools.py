@@ -261,7 +261,7 @@ def ec2_node_class_manifest(
         "amiSelectorTerms": [{"alias": _AMI_ALIASES[AmiFamily(ami_family)]}],
         "subnetSelectorTerms": [discovery],
         "securityGroupSelectorTerms": [discovery, *({"id": group} for group in security_group_ids)],
-        # IMDSv2 only, with the same hop limit as every other node (see gpu_nodes.IMDS_HOP_LIMIT).
+        # IMDSv2 only, reachable from the node itself and not from its pods, as on every other node (IMDS_HOP_LIMIT).
         "metadataOptions": {
             "httpEndpoint": "enabled",
             "httpProtocolIPv6": "disabled",

@@ -1,4 +1,5 @@
-"""The VPC an EKS cluster lives in: public and private subnets per AZ, internet and NAT egress."""
+"""The VPC an EKS cluster lives in: public and private subnets per AZ, internet and NAT egress, and VPC endpoints
+that keep S3 traffic (and, for a private cluster, ECR and STS) off the NAT gateways."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import pulumi
 import pulumi_aws as aws
 
 from modelplane.components.subnet_plan import (
+    ENDPOINT_PORT,
+    GATEWAY_ENDPOINT_SERVICES,
     NatGateways,
+    endpoint_resource_suffix,
+    endpoint_service_name,
+    interface_endpoint_services,
     nat_gateway_azs,
     nat_gateway_for,
     network_problems,
@@ -32,6 +38,9 @@ class NetworkArgs(TypedDict):
     """Availability zones to span, 2 to 6 (EKS needs 2); default 3."""
     nat_gateways: NotRequired[NatGateways]
     """NAT gateway per AZ (default, survives an AZ outage) or a single one (cheaper)."""
+    private_cluster_endpoints: NotRequired[bool]
+    """Also create interface endpoints for ECR (API and registry) and STS in the private subnets, with private DNS,
+    for a cluster whose API server endpoint is private; default False. The S3 gateway endpoint is always there."""
     tags: NotRequired[Mapping[str, str]]
     """Tags for every resource."""
 
@@ -130,10 +139,12 @@ class Network(pulumi.ComponentResource):
             )
 
         # One private route table per AZ, so switching to per-AZ NAT only changes routes.
+        private_route_tables = []
         for index, subnet in enumerate(private_subnets):
             routes = aws.ec2.RouteTable(
                 f"{name}-private-rt-{index}", vpc_id=vpc.id, tags=tagged(f"private-{index}"), opts=child
             )
+            private_route_tables.append(routes)
             aws.ec2.Route(
                 f"{name}-private-default-{index}",
                 route_table_id=routes.id,
@@ -144,6 +155,52 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-rta-{index}", route_table_id=routes.id, subnet_id=subnet.id, opts=child
             )
+
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        # The default (full access) endpoint policy: any principal's S3 traffic from the private subnets, ECR's
+        # layer buckets included, goes through it; bucket policies and IAM still decide what each may do.
+        for service in GATEWAY_ENDPOINT_SERVICES:
+            aws.ec2.VpcEndpoint(
+                f"{name}-{endpoint_resource_suffix(service)}-endpoint",
+                vpc_id=vpc.id,
+                service_name=region.apply(functools.partial(endpoint_service_name, service=service)),
+                vpc_endpoint_type="Gateway",
+                route_table_ids=[routes.id for routes in private_route_tables],
+                tags=tagged(f"{endpoint_resource_suffix(service)}-endpoint"),
+                opts=child,
+            )
+        interface_services = interface_endpoint_services(args.get("private_cluster_endpoints", False))
+        if interface_services:
+            endpoints_group = aws.ec2.SecurityGroup(
+                f"{name}-endpoints",
+                vpc_id=vpc.id,
+                description=f"HTTPS from the VPC to the interface endpoints of {cluster_name}",
+                tags=tagged("endpoints"),
+                opts=child,
+            )
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-endpoints-https",
+                security_group_id=endpoints_group.id,
+                cidr_ipv4=args.get("cidr", DEFAULT_CIDR),
+                ip_protocol="tcp",
+                from_port=ENDPOINT_PORT,
+                to_port=ENDPOINT_PORT,
+                description="HTTPS from the VPC",
+                opts=child,
+            )
+            for service in interface_services:
+                aws.ec2.VpcEndpoint(
+                    f"{name}-{endpoint_resource_suffix(service)}-endpoint",
+                    vpc_id=vpc.id,
+                    service_name=region.apply(functools.partial(endpoint_service_name, service=service)),
+                    vpc_endpoint_type="Interface",
+                    subnet_ids=[subnet.id for subnet in private_subnets],
+                    security_group_ids=[endpoints_group.id],
+                    # The service's usual name resolves to the endpoint inside the VPC: SDKs need no setting.
+                    private_dns_enabled=True,
+                    tags=tagged(f"{endpoint_resource_suffix(service)}-endpoint"),
+                    opts=child,
+                )
 
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])

@@ -1,4 +1,5 @@
-"""How a VPC's address space is split into subnets, tagged and routed through NAT.
+"""How a VPC's address space is split into subnets, tagged and routed through NAT, and which AWS services
+its private subnets reach through VPC endpoints instead.
 
 Plain functions over plain data, so the layout is tested without Pulumi. The layout
 of AZ `i` depends only on the VPC CIDR and `i`: adding an AZ never moves an existing
@@ -95,3 +96,27 @@ def nat_gateway_azs(az_count: int, nat_gateways: NatGateways) -> list[int]:
 def nat_gateway_for(az_index: int, nat_gateways: NatGateways) -> int:
     """Which NAT gateway (index into `nat_gateway_azs`) the private subnet of `az_index` routes through."""
     return 0 if nat_gateways == NatGateways.SINGLE else az_index
+
+
+GATEWAY_ENDPOINT_SERVICES = ("s3",)
+"""Free gateway endpoints on the private route tables: datasets, checkpoints and ECR's image layers (stored in
+S3) skip the NAT gateways and their per-GB charge."""
+PRIVATE_CLUSTER_INTERFACE_ENDPOINT_SERVICES = ("ecr.api", "ecr.dkr", "sts")
+"""Interface endpoints for a cluster whose API server is private: image pulls (ECR's API and registry) and
+credentials (STS) stay inside the VPC. Each costs an hourly fee per AZ."""
+ENDPOINT_PORT = 443
+
+
+def interface_endpoint_services(private_cluster_endpoints: bool) -> tuple[str, ...]:
+    """The AWS services reached through interface endpoints in the private subnets."""
+    return PRIVATE_CLUSTER_INTERFACE_ENDPOINT_SERVICES if private_cluster_endpoints else ()
+
+
+def endpoint_service_name(region: str, service: str) -> str:
+    """The VPC endpoint service name of an AWS service in `region` (the commercial and GovCloud partitions)."""
+    return f"com.amazonaws.{region}.{service}"
+
+
+def endpoint_resource_suffix(service: str) -> str:
+    """`ecr.api` -> `ecr-api`, for resource names."""
+    return service.replace(".", "-")

@@ -221,3 +221,65 @@ def preview(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None
 def destroy(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> None:
     """Destroy ENV's resources with the Pulumi Automation API (needs the Pulumi CLI)."""
     _drive(Operation.DESTROY, environment, stacks_dir)
+
+
+@app.command()
+def logs(
+    environment: EnvArg,
+    workload: Annotated[str, typer.Argument(help="A training job's or inference service's name.")],
+    since: Annotated[str, typer.Option("--since", help="How far back to start: 10m, 2h, 1d.")] = "1h",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
+    stacks_dir: StacksOpt = Path("stacks"),
+) -> None:
+    """Print WORKLOAD's log lines: from CloudWatch Logs for a cloud ENV, from `up local`'s files for local."""
+    from modelplane.logs import LogsError, workload_logs
+
+    printed = 0
+    try:
+        for line in workload_logs(
+            environment, workload, since=since, follow=follow, stacks_dir=stacks_dir, project_dir=PROJECT_DIR
+        ):
+            typer.echo(line)
+            printed += 1
+    except (LogsError, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        return
+    if not printed and not follow:
+        errors.print(f"no log lines of {workload} in {environment} in the last {since}; look further back with --since")
+
+
+@app.command()
+def seed(
+    environment: EnvArg,
+    bucket: Annotated[
+        str | None, typer.Option("--bucket", help="The artifact bucket; default: found as modelplane-ENV-artifacts-*.")
+    ] = None,
+    base_model: Annotated[
+        Path | None, typer.Option("--base-model", help="A Hugging Face model directory; default the bundled MiniLM.")
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option("--dataset", help="A JSONL or CSV file (text, label); default the synthetic set.")
+    ] = None,
+    stacks_dir: StacksOpt = Path("stacks"),
+) -> None:
+    """Upload every training job's base model and dataset to ENV's artifact bucket, where they are missing."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from modelplane.seeding import SeedError, artifact_bucket_of, seed_jobs
+
+    try:
+        env = environment_from_stack_file(read_stack_file(environment, stacks_dir))
+        if not env.training_jobs:
+            raise _fail(f"{environment} declares no training jobs: nothing to seed")
+        name = bucket or artifact_bucket_of(environment, boto3.client("s3", region_name=env.region))
+        report = seed_jobs(env.training_jobs, f"s3://{name}", base_model=base_model, dataset=dataset)
+    except (ConfigError, SeedError) as exc:
+        raise _fail(str(exc)) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise _fail(f"seeding {environment} failed: {exc}; check your AWS credentials and the bucket") from None
+    for uri in report.seeded:
+        console.print(f"seeded {uri}")
+    for uri in report.present:
+        console.print(f"kept {uri} (already there)")

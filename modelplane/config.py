@@ -21,10 +21,14 @@ from modelplane.components.alertmanager_config import (
     routing_problems,
 )
 from modelplane.components.artifact_store import lustre_problems
+from modelplane.components.cloudwatch_logs import retention_problems
+from modelplane.components.container_logs import DEFAULT_NAMESPACE as LOGGING_NAMESPACE
+from modelplane.components.container_logs import DEFAULT_RETENTION_DAYS as CONTAINER_LOG_RETENTION_DAYS
 from modelplane.components.container_registry import repository_problems
 from modelplane.components.eks_cluster import (
     CONTROL_PLANE_LOG_TYPES,
     DEFAULT_KUBERNETES_VERSION,
+    DEFAULT_LOG_RETENTION_DAYS,
     EndpointAccess,
     cluster_problems,
 )
@@ -80,7 +84,12 @@ class ClusterConfig(StrictModel):
     endpoint_access: EndpointAccess = EndpointAccess.PRIVATE
     public_access_cidrs: list[str] = Field(default_factory=list)
     """CIDRs allowed to reach a public endpoint; required with `public_and_private`."""
+    deployer_cidrs: list[str] = Field(default_factory=list)
+    """Private CIDRs `pulumi up` reaches the private endpoint from (VPN pool, peered CI runners); required with
+    `private`."""
     control_plane_logging: list[str] = Field(default_factory=lambda: list(CONTROL_PLANE_LOG_TYPES))
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    """Days CloudWatch keeps the control-plane logs (one of the values CloudWatch accepts)."""
     admin_role_arns: list[str] = Field(default_factory=list)
     """IAM roles granted cluster admin through EKS access entries."""
 
@@ -138,6 +147,17 @@ class StorageConfig(StrictModel):
 class RegistryConfig(StrictModel):
     repositories: list[str] = Field(default_factory=lambda: ["trainer", "server"])
     untagged_expiry_days: int = Field(default=7, ge=1)
+
+
+class LoggingConfig(StrictModel):
+    retention_days: int = CONTAINER_LOG_RETENTION_DAYS
+    """Days CloudWatch keeps container logs (a value CloudWatch allows: 1, 3, 5, 7, 14, 30, 60, 90, ...)."""
+
+
+class ImagesConfig(StrictModel):
+    build: bool = True
+    """Build the trainer and server images from this checkout and push them on `pulumi up` (Docker Build provider);
+    false: CI builds and pushes them, and the workloads run the tags or digests their specs name."""
 
 
 class BudgetConfig(StrictModel):
@@ -209,10 +229,21 @@ class TeamConfig(StrictModel):
         return check_workload_name(value)
 
 
+BUILT_REPOSITORIES = {"trainer": "workloads/training/Dockerfile", "server": "workloads/serving/Dockerfile"}
+"""The repositories whose images the platform can build from a checkout, and their Dockerfiles."""
 DEFAULT_TEAM = WORKLOAD_NAMESPACE
 """The one team of an environment that declares none: its namespace is the workload namespace."""
 RESERVED_NAMESPACES = frozenset(
-    {"default", "kube-system", "kube-public", "kube-node-lease", "monitoring", "kueue-system", "kubeflow-system"}
+    {
+        "default",
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "monitoring",
+        "kueue-system",
+        "kubeflow-system",
+        LOGGING_NAMESPACE,
+    }
 )
 """Namespaces the cluster or the platform's own controllers use: no team may take one."""
 
@@ -226,6 +257,8 @@ class EnvironmentConfig(StrictModel):
     gpu_node_pools: list[GpuNodePoolConfig] = Field(default_factory=list)
     storage: StorageConfig = StorageConfig()
     registries: RegistryConfig = RegistryConfig()
+    images: ImagesConfig = ImagesConfig()
+    logging: LoggingConfig = LoggingConfig()
     budget: BudgetConfig
     monitoring: MonitoringConfig = MonitoringConfig()
     training_jobs: list[TrainingJobSpec] = Field(default_factory=list)
@@ -344,7 +377,9 @@ def _infrastructure_problems(env: EnvironmentConfig) -> list[str]:
         kubernetes_version=cluster.kubernetes_version,
         endpoint_access=cluster.endpoint_access,
         public_access_cidrs=cluster.public_access_cidrs,
+        deployer_cidrs=cluster.deployer_cidrs,
         control_plane_logging=cluster.control_plane_logging,
+        log_retention_days=cluster.log_retention_days,
         admin_role_arns=cluster.admin_role_arns,
     )
     system = env.system_node_pool
@@ -353,6 +388,7 @@ def _infrastructure_problems(env: EnvironmentConfig) -> list[str]:
         fsx = env.storage.fsx
         problems += lustre_problems("storage.fsx", fsx.storage_capacity_gib, fsx.throughput_per_tib, fsx.import_prefix)
     problems += repository_problems("registries.repositories", env.registries.repositories)
+    problems += retention_problems("logging.retention_days", env.logging.retention_days)
     return problems
 
 
@@ -435,6 +471,27 @@ def _team_problems(env: EnvironmentConfig) -> list[str]:
     return problems
 
 
+def _image_problems(env: EnvironmentConfig) -> list[str]:
+    """One build per repository: the workloads that run a built repository must agree on its tag."""
+    if not env.images.build:
+        return []
+    tags: dict[str, tuple[str, str]] = {}
+    problems = []
+    used = [(f"training_jobs[{i}].image", job.image) for i, job in enumerate(env.training_jobs)]
+    used += [(f"inference_services[{i}].image", service.image) for i, service in enumerate(env.inference_services)]
+    for at, image in used:
+        repository, _, version = image.partition(":")
+        if "@" in image or repository not in BUILT_REPOSITORIES:
+            continue
+        first = tags.setdefault(repository, (at, version))
+        if first[1] != version:
+            problems.append(
+                f"{at}={image!r}: images.build makes one {repository} image from this checkout, tagged "
+                f"{first[1]!r} by {first[0]}; use the same tag, or set images.build: false and push both from CI"
+            )
+    return problems
+
+
 def _budget_problems(env: EnvironmentConfig) -> list[str]:
     """The pools at their max size against the GPU and cost budgets."""
     problems = []
@@ -459,7 +516,8 @@ def _environment_problems(env: EnvironmentConfig) -> list[str]:
     if pool_problems:
         # Workloads and budgets read the pools' hardware, which is unknown while a pool is invalid.
         return problems
-    problems += _training_job_problems(env) + _inference_problems(env) + _team_problems(env) + _budget_problems(env)
+    problems += _training_job_problems(env) + _inference_problems(env) + _team_problems(env) + _image_problems(env)
+    problems += _budget_problems(env)
     return problems
 
 

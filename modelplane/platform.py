@@ -14,10 +14,12 @@ from modelplane.components.alerting.platform_rules import platform_rules
 from modelplane.components.alerting.rules import RuleGroup
 from modelplane.components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from modelplane.components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
+from modelplane.components.container_image import ContainerImage
+from modelplane.components.container_logs import ContainerLogs
 from modelplane.components.container_registry import ContainerRegistry
 from modelplane.components.device_plugin import NvidiaDevicePlugin
 from modelplane.components.efa_device_plugin import EfaDevicePlugin
-from modelplane.components.eks_cluster import EksCluster, EksNodeAddons
+from modelplane.components.eks_cluster import EksCluster, EksNodeAddons, EndpointAccess
 from modelplane.components.gpu_nodes import is_elastic
 from modelplane.components.karpenter import Karpenter
 from modelplane.components.karpenter_gpu_pool import KarpenterGpuPool, KarpenterGpuPoolArgs
@@ -28,7 +30,7 @@ from modelplane.components.monitoring_stack import MonitoringStack
 from modelplane.components.network import Network
 from modelplane.components.node_pools import GpuNodePool, SystemNodePool
 from modelplane.components.priorities import PriorityClasses
-from modelplane.config import CONFIG_NAMESPACE, EnvironmentConfig, GpuNodePoolConfig
+from modelplane.config import BUILT_REPOSITORIES, CONFIG_NAMESPACE, EnvironmentConfig, GpuNodePoolConfig
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.serving.dashboard import inference_service_dashboard
 from modelplane.workloads.serving.service import InferenceService, InferenceServiceArgs
@@ -79,6 +81,13 @@ class Platform:
     scheduling: Scheduling
     datasets: SharedDatasets | None
     """The S3-linked Lustre file system, when the environment has one."""
+    images: dict[str, ContainerImage]
+    """The images built from this checkout, by repository (none when CI builds them)."""
+
+    def image_of(self, spec_image: str) -> pulumi.Output[str] | None:
+        """The digest a workload runs when its image is built here; None: it runs its spec's tag or digest."""
+        built = self.images.get(repository_of(spec_image))
+        return built.ref if built is not None and "@" not in spec_image else None
 
 
 @dataclass
@@ -137,6 +146,11 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
         env, pulumi.ResourceOptions(provider=kubernetes, depends_on=[system_pool, node_addons, block_storage])
     )
     scheduling = deploy_scheduling(env, kubernetes, system_pool, karpenter)
+    logs = ContainerLogs(
+        "container-logs",
+        {"cluster_name": cluster_name_for(env), "retention_days": env.logging.retention_days, "tags": tags},
+        opts=pulumi.ResourceOptions(providers=[kubernetes], depends_on=[system_pool]),
+    )
     artifacts, datasets = deploy_artifacts(env, network, cluster, kubernetes, scheduling, tags)
     registry = ContainerRegistry(
         "registry",
@@ -147,17 +161,54 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
             "tags": tags,
         },
     )
+    images = deploy_images(env, registry)
     pulumi.export("cluster_name", cluster.cluster_name)
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("artifact_bucket", artifacts.bucket_name)
     pulumi.export("repository_urls", registry.repository_urls)
     pulumi.export("grafana_url", monitoring.grafana_url)
+    pulumi.export("application_log_group", logs.application_log_group_name)
     platform = Platform(
-        env, network, cluster, kubernetes, system_pool, gpu_pools, artifacts, registry, monitoring, scheduling, datasets
+        env,
+        network,
+        cluster,
+        kubernetes,
+        system_pool,
+        gpu_pools,
+        artifacts,
+        registry,
+        monitoring,
+        scheduling,
+        datasets,
+        images,
     )
     deploy_training_jobs(platform)
     deploy_inference_services(platform)
     return platform
+
+
+def deploy_images(env: EnvironmentConfig, registry: ContainerRegistry) -> dict[str, ContainerImage]:
+    """The trainer and server images the workloads run, built from this checkout and pushed (when images.build),
+    tagged with the version their specs name; the workloads run the pushed digest."""
+    if not env.images.build:
+        return {}
+    specs = [job.image for job in env.training_jobs] + [service.image for service in env.inference_services]
+    tags = {
+        repository_of(image): image.split(":", 1)[1]
+        for image in specs
+        if "@" not in image and repository_of(image) in BUILT_REPOSITORIES
+    }
+    return {
+        repository: ContainerImage(
+            f"image-{repository}",
+            {
+                "repository_url": repository_url(registry, repository),
+                "dockerfile": BUILT_REPOSITORIES[repository],
+                "tag": tag,
+            },
+        )
+        for repository, tag in sorted(tags.items())
+    }
 
 
 def deploy_network(env: EnvironmentConfig, tags: dict[str, str]) -> Network:
@@ -168,6 +219,7 @@ def deploy_network(env: EnvironmentConfig, tags: dict[str, str]) -> Network:
             "cidr": env.network.cidr,
             "az_count": env.network.az_count,
             "nat_gateways": env.network.nat_gateways,
+            "private_cluster_endpoints": env.cluster.endpoint_access == EndpointAccess.PRIVATE,
             "tags": tags,
         },
     )
@@ -182,7 +234,9 @@ def deploy_cluster(env: EnvironmentConfig, network: Network, tags: dict[str, str
             "subnet_ids": network.private_subnet_ids,
             "endpoint_access": env.cluster.endpoint_access,
             "public_access_cidrs": env.cluster.public_access_cidrs,
+            "deployer_cidrs": env.cluster.deployer_cidrs,
             "control_plane_logging": env.cluster.control_plane_logging,
+            "log_retention_days": env.cluster.log_retention_days,
             "admin_role_arns": env.cluster.admin_role_arns,
             "tags": tags,
         },
@@ -411,6 +465,8 @@ def deploy_training_jobs(platform: Platform) -> None:
             "queue_name": scheduling.kueue.local_queue_names[team],
         }
         depends_on: list[pulumi.Resource] = []
+        if (built := platform.image_of(job.image)) is not None:
+            args["image"] = built
         if platform.datasets is not None and platform.datasets.team == team:
             args["dataset_claim"] = platform.datasets.claim_name
             args["dataset_prefix"] = platform.datasets.bucket_prefix
@@ -455,6 +511,8 @@ def deploy_inference_services(platform: Platform) -> None:
             scheduling.priority_classes,
             platform.monitoring,
         ]
+        if (built := platform.image_of(service.image)) is not None:
+            args["image"] = built
         if service.canary_image is not None and repository_of(service.canary_image) != repository_of(service.image):
             args["canary_image_repository_url"] = repository_url(platform.registry, repository_of(service.canary_image))
         if service.accelerator is Accelerator.GPU and service.gpu_pool is not None:

@@ -20,6 +20,7 @@ cluster = EksCluster(
         "cluster_name": CLUSTER,
         "subnet_ids": network.private_subnet_ids,
         "endpoint_access": EndpointAccess.PRIVATE,
+        "deployer_cidrs": ["10.8.0.0/22"],
         "tags": tags,
     },
 )

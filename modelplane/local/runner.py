@@ -12,10 +12,10 @@ from typing import Any
 
 from modelplane.components.alerting.rules import RuleGroup
 from modelplane.local import monitoring
-from modelplane.local.artifacts import seed_base_model, seed_dataset
 from modelplane.local.processes import LocalState, ManagedProcess, free_port, is_alive, start, stop, wait_for
 from modelplane.local.settings import LocalSettings
 from modelplane.local.warmup import LatencyReport, warm_up
+from modelplane.seeding import seed_base_model, seed_dataset
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
 from modelplane.workloads import storage
 from modelplane.workloads.model_artifact import ModelManifest

@@ -8,6 +8,7 @@ record is the same from run to run: see `in_tree_order` and `_recorded_value`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections import defaultdict
@@ -173,6 +174,15 @@ class PlanMocks(pulumi.runtime.Mocks):
         if args.typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
             state.setdefault("dnsName", f"fs-{_short_hash(args.name)}.fsx.{self.region}.amazonaws.com")
             state.setdefault("mountName", _short_hash("mount", args.name)[:8])
+        if args.typ == "docker-build:index:Image":
+            # As the provider reports a push: the digest (also the id), and the first tag with the digest added.
+            # The digest follows the tags, so a new image tag plans as a new image.
+            tags = [str(tag) for tag in state.get("tags") or []]
+            digest = "sha256:" + hashlib.sha256("/".join([args.name, *tags]).encode()).hexdigest()
+            state.setdefault("digest", digest)
+            state.setdefault("ref", f"{tags[0]}@{digest}" if tags else "")
+            state.setdefault("contextHash", _short_hash("context", args.name, *tags))
+            resource_id = digest
         return resource_id, state
 
     def call(self, args: MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -185,6 +195,18 @@ class PlanMocks(pulumi.runtime.Mocks):
             return {"name": self.region, "region": self.region, "id": self.region}, []
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+        if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            account = args.args.get("registryId") or ACCOUNT_ID
+            region = args.args.get("region") or self.region
+            return {
+                "authorizationToken": base64.b64encode(b"AWS:plan-placeholder").decode(),
+                "userName": "AWS",
+                "password": "plan-placeholder",
+                "proxyEndpoint": f"https://{account}.dkr.ecr.{region}.amazonaws.com",
+                "expiresAt": "2000-01-01T12:00:00Z",
+                "region": region,
+                "id": region,
+            }, []
         if args.token == "aws:iam/getPolicyDocument:getPolicyDocument":
             return {"json": json.dumps(args.args, sort_keys=True), "id": _short_hash(json.dumps(args.args))}, []
         return {}, []

@@ -248,6 +248,22 @@ CASES = [
     ),
     AlertCase(
         "inference",
+        "InferenceModelNotLoaded",
+        "20m",
+        firing={
+            'modelplane_inference_model_loaded{service="chat",model="intents",pod="a"}': "0x20",
+            'modelplane_inference_model_loaded{service="chat",model="intents",pod="b"}': "0x20",
+        },
+        # One replica has it: the service answers.
+        silent={
+            'modelplane_inference_model_loaded{service="chat",model="intents",pod="a"}': "0x20",
+            'modelplane_inference_model_loaded{service="chat",model="intents",pod="b"}': "0x5 1x15",
+        },
+        labels={"service": "chat", "model": "intents"},
+        summary="chat waits for its model intents: no replica has loaded it",
+    ),
+    AlertCase(
+        "inference",
         "InferenceNoReadyReplicas",
         "10m",
         firing={

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from modelplane.components.eks_cluster import (
+    DEFAULT_KUBERNETES_VERSION,
     EksCluster,
     EksClusterArgs,
     EksNodeAddons,
@@ -15,17 +16,26 @@ from modelplane.components.eks_cluster import (
     kubeconfig_yaml,
     managed_addons,
 )
+from modelplane.components.node_pools import SystemNodePool
 from tests.conftest import ProgramRunner
 from tests.resources import Registered, dig
 
 CLUSTER = "aws:eks/cluster:Cluster"
 ADDON = "aws:eks/addon:Addon"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+VPN = "10.8.0.0/22"
 
 
 def cluster_args(**overrides: Any) -> EksClusterArgs:
-    args: EksClusterArgs = {"cluster_name": "demo", "subnet_ids": ["subnet-a", "subnet-b"], "tags": {"env": "dev"}}
+    args: EksClusterArgs = {
+        "cluster_name": "demo",
+        "subnet_ids": ["subnet-a", "subnet-b"],
+        "deployer_cidrs": [VPN],
+        "tags": {"env": "dev"},
+    }
     args.update(overrides)  # type: ignore[typeddict-item]
     return args
 
@@ -49,6 +59,7 @@ def cluster_outputs(run_program: ProgramRunner) -> dict[str, Any]:
             cluster_security_group_id=component.cluster_security_group_id,
             kms_key_arn=component.kms_key_arn,
             certificate_authority_data=component.certificate_authority_data,
+            log_group_name=component.log_group_name,
         ).apply(outputs.update)
 
     run_program(program)
@@ -74,7 +85,7 @@ def test_secrets_are_envelope_encrypted_with_a_rotating_key(run_program: Program
 def test_cluster_is_private_by_default_with_all_logs(run_program: ProgramRunner) -> None:
     inputs = cluster(run_program).one(CLUSTER, "eks-cluster").inputs
     assert inputs["name"] == "demo"
-    assert inputs["version"] == "1.33"
+    assert inputs["version"] == DEFAULT_KUBERNETES_VERSION
     assert inputs["vpcConfig"]["subnetIds"] == ["subnet-a", "subnet-b"]
     assert inputs["vpcConfig"]["endpointPrivateAccess"] is True
     assert inputs["vpcConfig"]["endpointPublicAccess"] is False
@@ -86,11 +97,49 @@ def test_cluster_is_private_by_default_with_all_logs(run_program: ProgramRunner)
 
 def test_public_endpoint_is_limited_to_the_given_cidrs(run_program: ProgramRunner) -> None:
     reg = cluster(
-        run_program, endpoint_access=EndpointAccess.PUBLIC_AND_PRIVATE, public_access_cidrs=["203.0.113.0/24"]
+        run_program,
+        endpoint_access=EndpointAccess.PUBLIC_AND_PRIVATE,
+        public_access_cidrs=["203.0.113.0/24"],
+        deployer_cidrs=[],
     )
     vpc = reg.one(CLUSTER).inputs["vpcConfig"]
     assert vpc["endpointPublicAccess"] is True and vpc["endpointPrivateAccess"] is True
     assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert not reg.of_type(INGRESS)
+
+
+def test_deployers_reach_the_private_endpoint_through_the_cluster_security_group(run_program: ProgramRunner) -> None:
+    reg = cluster(run_program, deployer_cidrs=[VPN, "192.168.40.0/24"])
+    rules = {r.name: r.inputs for r in reg.of_type(INGRESS)}
+    assert sorted(rules) == ["eks-deployer-10-8-0-0-22", "eks-deployer-192-168-40-0-24"]
+    for cidr, rule in zip([VPN, "192.168.40.0/24"], rules.values(), strict=True):
+        assert rule["cidrIpv4"] == cidr
+        assert (rule["ipProtocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 443, 443)
+    # The group EKS made for the cluster (its id is an output of the cluster).
+    (security_group,) = {rule["securityGroupId"] for rule in rules.values()}
+    assert security_group.startswith("sg-")
+    assert all(r.parent == reg.one("modelplane:cluster:EksCluster").urn for r in reg.of_type(INGRESS))
+
+
+def test_control_plane_logs_go_to_an_encrypted_log_group_created_first(run_program: ProgramRunner) -> None:
+    reg = cluster(run_program)
+    group = reg.one(LOG_GROUP, "eks-control-plane-logs")
+    assert group.inputs["name"] == "/aws/eks/demo/cluster"
+    assert group.inputs["retentionInDays"] == 90
+    assert group.inputs["kmsKeyId"].endswith(":eks-logs-key")
+    assert group.urn in reg.one(CLUSTER).dependencies
+    key = reg.one("aws:kms/key:Key", "eks-logs-key").inputs
+    assert key["enableKeyRotation"] is True
+    logs = json.loads(key["policy"])["Statement"][1]
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert logs["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"] == (
+        "arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/demo/cluster"
+    )
+
+
+def test_log_retention_is_configurable(run_program: ProgramRunner) -> None:
+    group = cluster(run_program, log_retention_days=365).one(LOG_GROUP)
+    assert group.inputs["retentionInDays"] == 365
 
 
 def test_cluster_role_is_assumed_by_eks_with_the_cluster_policy(run_program: ProgramRunner) -> None:
@@ -125,12 +174,47 @@ def test_node_role_is_assumed_by_ec2_with_the_node_policies(run_program: Program
     node_policies = sorted(
         a.inputs["policyArn"].rsplit("/", 1)[1] for a in reg.of_type(ATTACHMENT) if a.name.startswith("eks-node-")
     )
+    # No AmazonEKS_CNI_Policy: whatever holds the node's credentials cannot rewire pod networking.
     assert node_policies == [
         "AmazonEC2ContainerRegistryReadOnly",
         "AmazonEKSWorkerNodePolicy",
-        "AmazonEKS_CNI_Policy",
         "AmazonSSMManagedInstanceCore",
     ]
+
+
+def test_vpc_cni_gets_the_cni_policy_through_its_add_on_pod_identity(run_program: ProgramRunner) -> None:
+    reg = cluster(run_program)
+    role = reg.one("aws:iam/role:Role", "eks-vpc-cni-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert "sts:TagSession" in trust["Action"]
+    policy = reg.one(ATTACHMENT, "eks-vpc-cni-policy")
+    assert policy.inputs["policyArn"] == "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+    addon = reg.one(ADDON, "eks-vpc-cni")
+    (association,) = addon.inputs["podIdentityAssociations"]
+    assert association["serviceAccount"] == "aws-node"
+    assert association["roleArn"].endswith(":eks-vpc-cni-role")
+    # The agent serves aws-node its credentials: without it aws-node crash-loops and no pod gets an address.
+    assert {policy.urn, reg.one(ADDON, "eks-eks-pod-identity-agent").urn} <= set(addon.dependencies)
+    standalone = reg.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert all(a.inputs["serviceAccount"] != "aws-node" for a in standalone)
+
+
+def test_nodes_join_only_once_the_vpc_cni_has_its_pod_identity(run_program: ProgramRunner) -> None:
+    def program() -> None:
+        eks = EksCluster("eks", cluster_args())
+        SystemNodePool(
+            "system",
+            {"cluster_name": eks.cluster_name, "node_role_arn": eks.node_role_arn, "subnet_ids": ["subnet-a"]},
+        )
+
+    reg = run_program(program)
+    node_group = reg.one("aws:eks/nodeGroup:NodeGroup")
+    assert node_group.inputs["nodeRoleArn"].endswith(":eks-node-role")
+    addons = {a.urn for a in reg.of_type(ADDON)}
+    node_policies = {a.urn for a in reg.of_type(ATTACHMENT) if a.name.startswith("eks-node-")}
+    assert len(addons) == 3 and len(node_policies) == 3
+    assert addons | node_policies <= set(node_group.dependencies)
 
 
 def test_ebs_csi_driver_gets_its_role_through_pod_identity(run_program: ProgramRunner) -> None:
@@ -148,9 +232,9 @@ def test_ebs_csi_driver_gets_its_role_through_pod_identity(run_program: ProgramR
 
 def test_managed_addons_list() -> None:
     assert [a.name for a in managed_addons()] == [
+        "eks-pod-identity-agent",
         "vpc-cni",
         "kube-proxy",
-        "eks-pod-identity-agent",
         "coredns",
         "aws-ebs-csi-driver",
         "metrics-server",
@@ -220,6 +304,7 @@ def test_outputs_expose_what_node_pools_and_the_stack_need(run_program: ProgramR
     assert outputs["cluster_security_group_id"].startswith("sg-")
     assert outputs["kms_key_arn"].endswith(":eks-secrets-key")
     assert outputs["certificate_authority_data"] == "bW9jay1jYQ=="
+    assert outputs["log_group_name"] == "/aws/eks/demo/cluster"
 
 
 def test_kubeconfig_yaml_has_one_context() -> None:
@@ -238,6 +323,13 @@ def test_kubeconfig_yaml_has_one_context() -> None:
             {"endpoint_access": EndpointAccess.PUBLIC_AND_PRIVATE, "public_access_cidrs": ["0.0.0.0/0"]},
             "opens the API server to the internet",
         ),
+        (
+            {"endpoint_access": EndpointAccess.PUBLIC_AND_PRIVATE, "public_access_cidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+            "covers the whole public internet",
+        ),
+        ({"deployer_cidrs": []}, "deployer_cidrs=\\[\\]: .*pulumi up could not reach the API server"),
+        ({"kubernetes_version": "1.99"}, "kubernetes_version='1.99': newer than the newest version"),
+        ({"log_retention_days": 45}, "log_retention_days=45: CloudWatch Logs keeps logs for one of"),
         ({"control_plane_logging": ["api", "kubelet"]}, "control_plane_logging=.*unknown log types \\['kubelet'\\]"),
     ],
 )

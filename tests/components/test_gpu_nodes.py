@@ -65,11 +65,12 @@ def test_user_labels_cannot_redefine_modelplane_labels() -> None:
         gpu_node_labels("train", gpu_instance_type("g6.xlarge"), {POOL_LABEL: "other"})
 
 
-def test_imds_v2_required_with_hop_limit_two() -> None:
+def test_imds_v2_required_and_only_from_the_node_itself() -> None:
+    # Hop limit 1: a pod in its own network namespace gets no answer, so it cannot take the node role.
     assert metadata_options() == {
         "http_endpoint": "enabled",
         "http_tokens": "required",
-        "http_put_response_hop_limit": 2,
+        "http_put_response_hop_limit": 1,
     }
 
 

@@ -155,7 +155,6 @@ def test_nodes_get_their_own_role_policies_and_access_entry(run_program: Program
         for p in (
             "AmazonEKSWorkerNodePolicy",
             "AmazonEC2ContainerRegistryPullOnly",
-            "AmazonEKS_CNI_Policy",
             "AmazonSSMManagedInstanceCore",
         )
     }

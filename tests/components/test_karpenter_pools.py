@@ -199,7 +199,7 @@ def test_node_class_launches_al2023_with_imdsv2_and_an_encrypted_volume() -> Non
     assert spec["subnetSelectorTerms"] == [discovery]
     assert spec["securityGroupSelectorTerms"] == [discovery]
     assert spec["metadataOptions"]["httpTokens"] == "required"
-    assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 2
+    assert spec["metadataOptions"]["httpPutResponseHopLimit"] == 1
     assert spec["blockDeviceMappings"] == [
         {
             "deviceName": "/dev/xvda",

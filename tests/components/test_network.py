@@ -11,6 +11,8 @@ from tests.resources import Registered
 SUBNET = "aws:ec2/subnet:Subnet"
 NAT = "aws:ec2/natGateway:NatGateway"
 ROUTE = "aws:ec2/route:Route"
+ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
+ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
 
 
 def network(run_program: ProgramRunner, **overrides: object) -> Registered:
@@ -79,6 +81,44 @@ def test_single_nat_in_the_first_az_serves_every_private_subnet(run_program: Pro
     assert reg.one("aws:ec2/eip:Eip").inputs["domain"] == "vpc"
     routes = {reg.one(ROUTE, f"net-private-default-{i}").inputs["natGatewayId"] for i in range(3)}
     assert len(routes) == 1 and routes.pop().startswith("net-nat-0-")
+
+
+def test_s3_traffic_from_private_subnets_skips_the_nat_gateways(run_program: ProgramRunner) -> None:
+    reg = network(run_program)
+    endpoint = reg.one(ENDPOINT, "net-s3-endpoint").inputs
+    assert endpoint["serviceName"] == "com.amazonaws.us-east-1.s3"
+    assert endpoint["vpcEndpointType"] == "Gateway"
+    assert endpoint["vpcId"] == planned_id("aws:ec2/vpc:Vpc", "net-vpc")
+    assert endpoint["routeTableIds"] == [planned_id(ROUTE_TABLE, f"net-private-rt-{i}") for i in range(3)]
+    # Default (full access) policy: bucket policies and IAM decide; ECR's layer buckets stay reachable.
+    assert "policy" not in endpoint
+
+
+def test_without_private_cluster_endpoints_there_are_no_interface_endpoints(run_program: ProgramRunner) -> None:
+    reg = network(run_program)
+    assert [e.name for e in reg.of_type(ENDPOINT)] == ["net-s3-endpoint"]
+    assert not reg.of_type("aws:ec2/securityGroup:SecurityGroup")
+
+
+def test_private_cluster_endpoints_add_ecr_and_sts_interface_endpoints(run_program: ProgramRunner) -> None:
+    reg = network(run_program, private_cluster_endpoints=True, cidr="10.20.0.0/16")
+    group = reg.one("aws:ec2/securityGroup:SecurityGroup", "net-endpoints")
+    rule = reg.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "net-endpoints-https").inputs
+    assert rule["securityGroupId"] == planned_id(group.type, group.name)
+    assert (rule["cidrIpv4"], rule["ipProtocol"], rule["fromPort"], rule["toPort"]) == ("10.20.0.0/16", "tcp", 443, 443)
+    interface = {e.name: e.inputs for e in reg.of_type(ENDPOINT) if e.inputs["vpcEndpointType"] == "Interface"}
+    assert sorted(interface) == ["net-ecr-api-endpoint", "net-ecr-dkr-endpoint", "net-sts-endpoint"]
+    private_subnets = [planned_id(SUBNET, f"net-private-{i}") for i in range(3)]
+    for name, service in [
+        ("net-ecr-api-endpoint", "ecr.api"),
+        ("net-ecr-dkr-endpoint", "ecr.dkr"),
+        ("net-sts-endpoint", "sts"),
+    ]:
+        endpoint = interface[name]
+        assert endpoint["serviceName"] == f"com.amazonaws.us-east-1.{service}"
+        assert endpoint["subnetIds"] == private_subnets
+        assert endpoint["securityGroupIds"] == [planned_id(group.type, group.name)]
+        assert endpoint["privateDnsEnabled"] is True
 
 
 @pytest.mark.parametrize(

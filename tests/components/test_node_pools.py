@@ -110,7 +110,7 @@ def test_launch_template_requires_imdsv2_and_encrypts_gp3(run_program: ProgramRu
     assert template["metadataOptions"] == {
         "httpEndpoint": "enabled",
         "httpTokens": "required",
-        "httpPutResponseHopLimit": 2.0,
+        "httpPutResponseHopLimit": 1.0,
     }
     assert template["blockDeviceMappings"] == [
         {

@@ -8,6 +8,9 @@ import pytest
 
 from modelplane.components.subnet_plan import (
     NatGateways,
+    endpoint_resource_suffix,
+    endpoint_service_name,
+    interface_endpoint_services,
     nat_gateway_azs,
     nat_gateway_for,
     plan_subnets,
@@ -75,3 +78,14 @@ def test_single_nat_sits_in_the_first_az_and_serves_every_az() -> None:
 def test_per_az_nat_serves_its_own_az() -> None:
     assert nat_gateway_azs(3, NatGateways.PER_AZ) == [0, 1, 2]
     assert [nat_gateway_for(i, NatGateways.PER_AZ) for i in range(3)] == [0, 1, 2]
+
+
+def test_interface_endpoints_only_for_a_private_cluster() -> None:
+    assert interface_endpoint_services(False) == ()
+    assert interface_endpoint_services(True) == ("ecr.api", "ecr.dkr", "sts")
+
+
+def test_endpoint_service_names_and_resource_suffixes() -> None:
+    assert endpoint_service_name("eu-west-1", "s3") == "com.amazonaws.eu-west-1.s3"
+    assert endpoint_service_name("us-gov-west-1", "ecr.dkr") == "com.amazonaws.us-gov-west-1.ecr.dkr"
+    assert endpoint_resource_suffix("ecr.api") == "ecr-api"

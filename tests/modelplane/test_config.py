@@ -9,6 +9,7 @@ from modelplane.config import ConfigError, EnvironmentConfig, parse_environment
 
 def sections(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
+        "cluster": {"deployer_cidrs": ["10.8.0.0/22"]},
         "gpu_node_pools": [{"name": "gpu-small", "instance_type": "g6.xlarge", "max_size": 2}],
         "budget": {"max_gpus": 8, "max_monthly_gpu_cost_usd": 10_000},
     }
@@ -84,7 +85,7 @@ def test_valid_config_parses_with_secure_defaults() -> None:
         (sections(network={"cidr": "not-a-cidr"}), "network.cidr='not-a-cidr': not an IPv4 network"),
         (sections(network={"az_count": 1}), "network.az_count=1:"),
         (sections(network={"nat_gateways": "none"}), "network.nat_gateways='none'"),
-        (sections(cluster={"kubernetes_version": "1.20"}), "cluster.kubernetes_version='1.20': unsupported"),
+        (sections(cluster={"kubernetes_version": "1.20"}), "kubernetes_version='1.20': older than the calendar"),
         (
             sections(cluster={"endpoint_access": "public_and_private"}),
             "cluster.public_access_cidrs=[]: a public endpoint",
@@ -128,7 +129,7 @@ def test_missing_region_is_reported() -> None:
 def test_every_problem_is_listed_at_once() -> None:
     raw = sections(
         network={"cidr": "10.0.0.0/8"},
-        cluster={"kubernetes_version": "0.1"},
+        cluster={"kubernetes_version": "0.1", "deployer_cidrs": ["10.8.0.0/22"]},
         gpu_node_pools=[
             {"name": "ok", "instance_type": "g6.xlarge", "min_size": 3, "max_size": 1},
             {"name": "bad", "instance_type": "p9.huge"},

@@ -220,6 +220,21 @@ def _inference_alerts(scope: _Scope, objectives: InferenceObjectives) -> RuleGro
             labels=labels,
         ),
         AlertRule(
+            alert="InferenceModelNotLoaded",
+            expr=f"max by ({scope.by}, model) (modelplane_inference_model_loaded{{{scope.selector}}}) == 0",
+            for_="15m",
+            severity=Severity.WARNING,
+            summary="{{ $labels.service }} waits for its model {{ $labels.model }}: no replica has loaded it",
+            description=(
+                "The servers run but none has a model to serve: nothing is exported at the service's model path "
+                "yet (a new environment whose training job has not finished), or what is there does not load. "
+                "Run the training job that writes it or seed it (`modelplane seed ENV`); the servers' logs say "
+                "which, and they load it as soon as it is there."
+            ),
+            runbook_url=runbook_url("InferenceModelNotLoaded"),
+            labels=labels,
+        ),
+        AlertRule(
             alert="InferenceNoReadyReplicas",
             # A Deployment scaled to zero on purpose has no replicas to miss.
             expr=(

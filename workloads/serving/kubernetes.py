@@ -213,6 +213,9 @@ def spread(spec: InferenceServiceSpec, track: str) -> list[dict[str, Any]]:
     ]
 
 
+SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
+
+
 def deployment_manifest(
     spec: InferenceServiceSpec,
     track: str,
@@ -248,7 +251,14 @@ def deployment_manifest(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": deployment_name(spec, track), "namespace": namespace, "labels": labels},
+        "metadata": {
+            "name": deployment_name(spec, track),
+            "namespace": namespace,
+            "labels": labels,
+            # A new environment's service runs before its model exists and waits for it (not ready, alerting):
+            # `pulumi up` must not wait on its readiness, or the first up could never finish.
+            "annotations": {SKIP_AWAIT_ANNOTATION: "true"},
+        },
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": track_selector(spec, track)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
@@ -37,6 +38,9 @@ class InferenceServiceArgs(TypedDict):
     """The EKS cluster (for the service's pod identity)."""
     image_repository_url: pulumi.Input[str]
     """URL of the ECR repository named in `spec.image`; the spec's tag or digest is appended."""
+    image: NotRequired[pulumi.Input[str]]
+    """The exact image of the stable track, e.g. a build's `repository@sha256:...`; default the repository URL with
+    the spec's tag or digest. The canary always runs its own `canary.image`."""
     canary_image_repository_url: NotRequired[pulumi.Input[str]]
     """URL of the repository `spec.canary.image` names, when that is another repository than `spec.image`'s."""
     artifact_bucket: pulumi.Input[str]
@@ -117,17 +121,23 @@ class InferenceService(pulumi.ComponentResource):
                 else args["canary_image_repository_url"]
             )
 
-            def render(values: list[Any], track: str = track, image: str = image) -> dict[str, Any]:
+            reference: pulumi.Output[str] = pulumi.Output.from_input(repository_url).apply(
+                functools.partial(image_reference, spec_image=image)
+            )
+            if track == STABLE and "image" in args:
+                reference = pulumi.Output.from_input(args["image"])
+
+            def render(values: list[Any], track: str = track) -> dict[str, Any]:
                 return deployment_manifest(
                     spec,
                     track,
                     namespace=namespace,
-                    image=image_reference(values[0], image),
+                    image=values[0],
                     artifact_root=f"s3://{values[1]}",
                     service_account=account_name,
                 )
 
-            manifest = pulumi.Output.all(repository_url, args["artifact_bucket"]).apply(render)
+            manifest = pulumi.Output.all(reference, args["artifact_bucket"]).apply(render)
             deployments.append(
                 k8s.apps.v1.Deployment(
                     f"{name}-deployment" if track == STABLE else f"{name}-{track}-deployment",

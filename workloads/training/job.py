@@ -37,6 +37,9 @@ class TrainingJobArgs(TypedDict):
     """The EKS cluster (for the job's pod identity)."""
     image_repository_url: pulumi.Input[str]
     """URL of the ECR repository named in `spec.image`; the spec's tag or digest is appended."""
+    image: NotRequired[pulumi.Input[str]]
+    """The exact image to run, e.g. a build's `repository@sha256:...`; default the repository URL with the spec's
+    tag or digest."""
     artifact_bucket: pulumi.Input[str]
     """The platform's artifact bucket: spec paths resolve under it."""
     artifact_bucket_arn: pulumi.Input[str]
@@ -114,11 +117,14 @@ class TrainingJob(pulumi.ComponentResource):
             data={DEEPSPEED_CONFIG_FILE: deepspeed_config_json(spec)},
             opts=child,
         )
-        manifest = pulumi.Output.all(args["image_repository_url"], args["artifact_bucket"]).apply(
+        image = args.get("image") or pulumi.Output.from_input(args["image_repository_url"]).apply(
+            lambda url: image_reference(url, spec.image)
+        )
+        manifest = pulumi.Output.all(image, args["artifact_bucket"]).apply(
             lambda values: train_job_manifest(
                 spec,
                 namespace=namespace,
-                image=image_reference(values[0], spec.image),
+                image=values[0],
                 artifact_root=f"s3://{values[1]}",
                 instance=instance,
                 efa=efa,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,6 +133,21 @@ class ServerProcess:
             time.sleep(0.05)
         raise AssertionError(f"no line matching {pattern!r} within {timeout_s}s; output:\n" + "".join(self.lines))
 
+    def wait_until_ready(self, timeout_s: float) -> None:
+        """Until /v2/health/ready answers 200: the model is loaded (the server listens before it is)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/v2/health/ready", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"the server was not ready within {timeout_s}s; output:\n" + "".join(self.lines))
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -140,8 +156,9 @@ class ServerProcess:
 
 
 @contextmanager
-def serve_in_subprocess(model_dir: Path, *options: str) -> Iterator[ServerProcess]:
-    """Start the server on a free 127.0.0.1 port and wait until it listens; kill it at the end if it still runs.
+def serve_in_subprocess(model_dir: Path, *options: str, wait_until_ready: bool = True) -> Iterator[ServerProcess]:
+    """Start the server on a free 127.0.0.1 port and wait until it listens (and, by default, until its model is
+    loaded and it is ready); kill it at the end if it still runs.
 
     It runs torch on one thread, as a one-CPU pod would: the test's load generator needs the other core.
     """
@@ -157,7 +174,9 @@ def serve_in_subprocess(model_dir: Path, *options: str) -> Iterator[ServerProces
     ]
     server = ServerProcess(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        server.address = server.wait_for_line(r"Uvicorn running on http://(\S+)", STARTUP_TIMEOUT_S).group(1)
+        server.address = server.wait_for_line(r"Uvicorn running on http://([0-9.:]+)", STARTUP_TIMEOUT_S).group(1)
+        if wait_until_ready:
+            server.wait_until_ready(STARTUP_TIMEOUT_S)
         yield server
     finally:
         server.stop()

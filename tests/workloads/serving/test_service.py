@@ -127,6 +127,7 @@ def test_service_monitor_copies_the_track_and_alerts_follow_the_objectives(run_p
         "InferenceErrorBudgetFastBurn",
         "InferenceErrorBudgetSlowBurn",
         "InferenceModelErrorRatioHigh",
+        "InferenceModelNotLoaded",
         "InferenceNoReadyReplicas",
         "InferenceQueueSaturated",
     }

@@ -30,6 +30,7 @@ def service(**overrides: Any) -> dict[str, Any]:
 
 def environment(*services: dict[str, Any], jobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
+        "cluster": {"deployer_cidrs": ["10.8.0.0/22"]},
         "gpu_node_pools": [{"name": "infer", "instance_type": "g6.xlarge", "max_size": 4}],
         "budget": {"max_gpus": 8, "max_monthly_gpu_cost_usd": 100_000},
         "training_jobs": jobs or [],

@@ -25,6 +25,7 @@ def job(**overrides: Any) -> dict[str, Any]:
 def environment(*jobs: dict[str, Any]) -> dict[str, Any]:
     return {
         "gpu_node_pools": [{"name": "train", "instance_type": "g6.12xlarge", "max_size": 2}],
+        "cluster": {"deployer_cidrs": ["10.8.0.0/22"]},
         "budget": {"max_gpus": 8, "max_monthly_gpu_cost_usd": 100_000},
         "training_jobs": list(jobs),
     }

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,6 +37,7 @@ from modelplane.workloads.serving.server.protocol import (
     parse_infer_request,
     server_metadata,
 )
+from modelplane.workloads.serving.server.request_log import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,15 @@ CLIENT_CLOSED_REQUEST = 499
 
 @dataclass
 class ServingState:
-    ready: bool = False
-    """Whether to take traffic: from startup until the shutdown signal (which flips it before draining)."""
+    accepting: bool = False
+    """From startup until the shutdown signal (which flips it before draining)."""
+    model_loaded: bool = True
+    """False while the server waits for a model that is not there yet (see `entrypoint.wait_and_load`)."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether to take traffic: accepting, with the model loaded."""
+        return self.accepting and self.model_loaded
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -109,6 +118,8 @@ class Endpoints:
         return response
 
     async def _answer(self, request: Request) -> Response:
+        if not self.state.model_loaded:
+            return error_response(503, "the model is not loaded yet; retry", {"Retry-After": str(RETRY_AFTER_SECONDS)})
         try:
             if BINARY_DATA_HEADER in request.headers:
                 raise ProtocolError(BINARY_DATA_UNSUPPORTED)
@@ -189,9 +200,9 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         batcher.start()
-        state.ready = True
+        state.accepting = True
         yield
-        state.ready = False
+        state.accepting = False
         await batcher.drain()
 
     model = "/v2/models/{model_name}"
@@ -205,4 +216,9 @@ def build_app(
         *(Route(path + "/infer", endpoints.infer, methods=["POST"]) for path in (model, versioned)),
         Route("/metrics", AsgiEndpoint(make_asgi_app(metrics.registry))),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(RequestLog, enabled=config.access_log)],
+    )

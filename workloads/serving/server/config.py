@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from modelplane.terms.log_lines import LogFormat
 from modelplane.workloads.storage import is_s3, parse_s3
 
 ENV_PREFIX = "MODELPLANE_"
@@ -47,8 +48,14 @@ class ServerConfig:
     shutdown_timeout_seconds: int = _setting(
         25, "After SIGTERM, how long accepted requests may take to finish; keep it below the pod's grace period."
     )
+    model_poll_seconds: float = _setting(
+        30.0, "While the model is not there yet (not trained or seeded), how often to look again."
+    )
     log_level: str = _setting("info", f"One of {', '.join(LOG_LEVELS)}.")
-    access_log: bool = _setting(True, "Log one line per request: true or false.")
+    access_log: bool = _setting(True, "Log one line per request (with its id, status and duration): true or false.")
+    log_format: str = _setting(
+        LogFormat.JSON.value, "json (one object per line, what the cluster's log shipper parses) or text."
+    )
 
     def __post_init__(self) -> None:
         if not self.model_uri:
@@ -61,6 +68,8 @@ class ServerConfig:
             raise ValueError(f"port={self.port}: must be 0-65535")
         if not DEVICE.match(self.device):
             raise ValueError(f"device={self.device!r}: must be auto, cpu, cuda or cuda:N")
+        if self.model_poll_seconds <= 0:
+            raise ValueError(f"model_poll_seconds={self.model_poll_seconds}: must be more than 0")
         for name in ("max_batch_size", "max_queue_size", "max_text_chars", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
@@ -70,6 +79,8 @@ class ServerConfig:
             raise ValueError(f"shutdown_timeout_seconds={self.shutdown_timeout_seconds}: must be at least 1, e.g. 25")
         if self.log_level not in LOG_LEVELS:
             raise ValueError(f"log_level={self.log_level!r}: must be one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in {choice.value for choice in LogFormat}:
+            raise ValueError(f"log_format={self.log_format!r}: must be one of {', '.join(LogFormat)}")
 
 
 def _parse_bool(text: str) -> bool:

@@ -1,4 +1,5 @@
-"""Start the server: load the model (timed) and serve it; on SIGTERM, answer every accepted request and exit 0.
+"""Start the server: serve at once (live, not ready), load the model (timed) as soon as it exists, then take
+traffic; on SIGTERM, answer every accepted request and exit 0.
 
 Shutdown order: readiness turns false at the signal; uvicorn stops accepting connections and waits up to
 `shutdown_timeout_seconds` for open requests; then the app's shutdown drains the batcher.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,11 +20,15 @@ from typing import NoReturn
 import uvicorn
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from modelplane.terms.log_lines import configure_logging
+from modelplane.workloads.model_artifact import MANIFEST_NAME
 from modelplane.workloads.serving.server.app import ServingState, build_app
 from modelplane.workloads.serving.server.classifier import TextClassifier
 from modelplane.workloads.serving.server.config import ServerConfig, config_from_args
 from modelplane.workloads.serving.server.metrics import ServingMetrics
-from modelplane.workloads.storage import download_tree, is_s3
+from modelplane.workloads.serving.server.model_slot import ModelSlot
+from modelplane.workloads.serving.server.request_log import RequestIdFilter
+from modelplane.workloads.storage import download_tree, exists, is_s3
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ class DrainingServer(uvicorn.Server):
         self.serving_state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.serving_state.ready = False
+        self.serving_state.accepting = False
         super().handle_exit(sig, frame)
 
 
@@ -62,16 +68,63 @@ def _exit_after_drain(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(0)
 
 
+def model_exists(uri: str) -> bool:
+    """Whether an exported model is at `uri`: its manifest is the last file the trainer's export writes."""
+    return exists(f"{uri.rstrip('/')}/{MANIFEST_NAME}")
+
+
+def wait_and_load(
+    config: ServerConfig,
+    slot: ModelSlot,
+    metrics: ServingMetrics,
+    state: ServingState,
+    stop: threading.Event,
+) -> None:
+    """Wait for the model (saying so every poll), then load it and mark the server ready. A model that is there
+    but does not load is retried too: the alert on `modelplane_inference_model_loaded` says which it is."""
+    metrics.model_loaded.set(0)
+    while not stop.is_set():
+        if not model_exists(config.model_uri):
+            log.warning(
+                "waiting for model %s at %s: nothing exported there yet; run the training job that writes it, "
+                "or seed it with `modelplane seed`",
+                config.model_name,
+                config.model_uri,
+            )
+        else:
+            try:
+                classifier, load_seconds = load_classifier(config)
+            except Exception:
+                log.exception("model %s at %s does not load; retrying", config.model_name, config.model_uri)
+            else:
+                slot.fill(classifier)
+                metrics.model_load_seconds.set(load_seconds)
+                metrics.model_loaded.set(1)
+                state.model_loaded = True
+                log.info(
+                    "loaded %s from %s on %s in %.1fs",
+                    config.model_name,
+                    config.model_uri,
+                    classifier.device,
+                    load_seconds,
+                )
+                return
+        stop.wait(config.model_poll_seconds)
+
+
 def serve(config: ServerConfig) -> int:
-    classifier, load_seconds = load_classifier(config)
-    log.info("loaded %s from %s on %s in %.1fs", config.model_name, config.model_uri, classifier.device, load_seconds)
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
         collector(registry=registry)
     metrics = ServingMetrics(registry, config.model_name, config.max_batch_size)
-    metrics.model_load_seconds.set(load_seconds)
-    state = ServingState()
-    app = build_app(config, classifier.labels, classifier.predict, metrics, state)
+    state = ServingState(model_loaded=False)
+    slot = ModelSlot()
+    stop = threading.Event()
+    loader = threading.Thread(
+        target=wait_and_load, args=(config, slot, metrics, state, stop), name="model-loader", daemon=True
+    )
+    loader.start()
+    app = build_app(config, slot.labels, slot.predict, metrics, state)
     server = DrainingServer(
         uvicorn.Config(
             app,
@@ -79,16 +132,22 @@ def serve(config: ServerConfig) -> int:
             port=config.port,
             timeout_graceful_shutdown=config.shutdown_timeout_seconds,
             log_level=config.log_level,
-            access_log=config.access_log,
+            # uvicorn's own lines go through the root's handler (configure_logging), in the server's format;
+            # RequestLog writes the per-request line, with the request's id, instead of uvicorn's access log.
+            log_config=None,
+            access_log=False,
         ),
         state,
     )
     signal.signal(signal.SIGTERM, _exit_after_drain)
-    server.run()
+    try:
+        server.run()
+    finally:
+        stop.set()
     return 0 if server.started else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(argv)
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level, config.log_format, {"model": config.model_name}, filters=[RequestIdFilter()])
     return serve(config)

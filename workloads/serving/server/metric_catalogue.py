@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from modelplane.terms.metrics import MetricKind, MetricSpec
 
+MODEL_LOADED = "modelplane_inference_model_loaded"
 INFERENCE_METRICS: dict[str, MetricSpec] = {
+    MODEL_LOADED: MetricSpec(
+        MetricKind.GAUGE,
+        "1 once the model is loaded and served; 0 while the server waits for it (not trained or seeded yet).",
+        ("model",),
+    ),
     "modelplane_inference_requests_total": MetricSpec(
         MetricKind.COUNTER,
         "Inference requests answered, by model and HTTP status code.",

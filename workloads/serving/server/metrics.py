@@ -16,6 +16,7 @@ from modelplane.workloads.serving.server.metric_catalogue import (
     BATCH_SIZE,
     INFERENCE_METRICS,
     MODEL_LOAD_SECONDS,
+    MODEL_LOADED,
     REQUESTS_IN_FLIGHT,
     SERVING_METRICS,
 )
@@ -73,6 +74,7 @@ class ServingMetrics:
         self.batch_size = _histogram(registry, BATCH_SIZE, batch_size_buckets(max_batch_size)).labels(model_name)
         self.in_flight = _gauge(registry, REQUESTS_IN_FLIGHT).labels(model_name)
         self.model_load_seconds = _gauge(registry, MODEL_LOAD_SECONDS).labels(model_name)
+        self.model_loaded = _gauge(registry, MODEL_LOADED).labels(model_name)
 
     def record_request(self, status: int, seconds: float) -> None:
         self._requests.labels(model=self.model_name, code=str(status)).inc()

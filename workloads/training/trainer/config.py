@@ -16,6 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from modelplane.terms.log_lines import LogFormat
 from modelplane.terms.names import check_kubernetes_name
 
 ENV_PREFIX = "MODELPLANE_"
@@ -60,7 +61,14 @@ class TrainerConfig:
     log_every_steps: int = field(default=10, metadata={"help": "Optimizer steps between log lines and loss metrics."})
     metrics_port: int = field(default=9400, metadata={"help": "Port of the Prometheus endpoint on rank 0; 0: off."})
     metrics_address: str = field(default="0.0.0.0", metadata={"help": "Address the Prometheus endpoint binds."})
-    progress: bool = field(default=True, metadata={"help": "Show a progress bar on rank 0."})
+    progress: bool = field(
+        default=True,
+        metadata={"help": "Show a progress bar on rank 0, with the text log format (it would break JSON lines)."},
+    )
+    log_format: str = field(
+        default=LogFormat.JSON.value,
+        metadata={"help": "json (one object per line, what the cluster's log shipper parses) or text."},
+    )
     metrics_linger_seconds: int = field(
         default=60,
         metadata={
@@ -98,6 +106,8 @@ class TrainerConfig:
             value = getattr(self, name)
             if value is not None and value < (0 if name == "restart_budget" else 1):
                 raise ValueError(f"{name}={value}: must be at least {0 if name == 'restart_budget' else 1}, or unset")
+        if self.log_format not in {choice.value for choice in LogFormat}:
+            raise ValueError(f"log_format={self.log_format!r}: must be one of {', '.join(LogFormat)}")
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port={self.metrics_port}: must be a TCP port (0 turns the endpoint off)")
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from modelplane.terms.log_lines import send_to_root
+
 # What torchrun sets; a plain `python -m modelplane.workloads.training.trainer` runs as the only rank
 # of a one-process group.
 SINGLE_PROCESS_ENV = {
@@ -57,6 +59,9 @@ def backend() -> str:
 def init_process_group(ranks: Ranks) -> None:
     import deepspeed
 
+    # DeepSpeed prints plain text to stdout through a handler of its own; through the root's, its lines come
+    # out in the job's log format, with the job and the rank on them.
+    send_to_root("DeepSpeed")
     if torch.cuda.is_available():
         torch.cuda.set_device(ranks.local_rank)
     deepspeed.init_distributed(

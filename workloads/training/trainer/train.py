@@ -19,6 +19,7 @@ import torch
 from prometheus_client import REGISTRY, CollectorRegistry
 from tqdm import tqdm
 
+from modelplane.terms.log_lines import LogFormat
 from modelplane.workloads import storage
 from modelplane.workloads.model_artifact import ModelManifest
 from modelplane.workloads.training.trainer import distributed
@@ -116,7 +117,13 @@ def resume(engine: Any, store: CheckpointStore, ranks: Ranks, started_at: float)
     loaded, _client_state = engine.load_checkpoint(str(directory.parent), tag=directory.name)
     if loaded is None:
         raise RuntimeError(f"DeepSpeed could not load checkpoint {directory}")
-    log.info("resumed from %s at step %d (restart %d)", latest.tag, marker.step, marker.restarts + 1)
+    log.info(
+        "resumed from %s at step %d (restart %d)",
+        latest.tag,
+        marker.step,
+        marker.restarts + 1,
+        extra={"step": marker.step, "restarts": marker.restarts + 1},
+    )
     return Resumed(tag=latest.tag, step=marker.step, restarts=marker.restarts + 1, last_checkpoint=marker.timestamp)
 
 
@@ -138,7 +145,12 @@ def save_checkpoint(engine: Any, store: CheckpointStore, ranks: Ranks, marker: C
     if ranks.is_main:
         store.commit(tag, marker)
         pruned = store.prune(keep)
-        log.info("checkpoint %s committed%s", tag, f"; pruned {', '.join(pruned)}" if pruned else "")
+        log.info(
+            "checkpoint %s committed%s",
+            tag,
+            f"; pruned {', '.join(pruned)}" if pruned else "",
+            extra={"step": marker.step},
+        )
 
 
 def model_inputs(batch: dict[str, torch.Tensor], device: Any, with_labels: bool) -> dict[str, torch.Tensor]:
@@ -225,11 +237,13 @@ class TrainingRun:
             self.engine.train_batch_size(),
             self.schedule.steps_per_epoch,
             self.step,
+            extra={"step": self.step},
         )
         self.bar = tqdm(
             total=self.schedule.total_steps,
             initial=self.step,
-            disable=not (ranks.is_main and config.progress),
+            # The bar redraws one line in place: in JSON logs it would be one endless non-JSON line.
+            disable=not (ranks.is_main and config.progress and config.log_format == LogFormat.TEXT),
             desc=config.job_name,
         )
 
@@ -300,6 +314,7 @@ class TrainingRun:
                 self.schedule.total_steps,
                 loss,
                 throughput,
+                extra={"step": self.step, "epoch": epoch, "loss": loss, "samples_per_second": round(throughput, 1)},
             )
         if self.step % self.config.checkpoint_every_steps == 0:
             self.checkpoint(epoch)
@@ -336,7 +351,13 @@ class TrainingRun:
             return
         self.report, self.evaluated_step = evaluate_model(self.engine, self.loaders.eval, self.labels), self.step
         self.metrics.evaluated(self.report)
-        log.info("%s evaluation at step %d: accuracy %.4f", when, self.step, self.report.accuracy)
+        log.info(
+            "%s evaluation at step %d: accuracy %.4f",
+            when,
+            self.step,
+            self.report.accuracy,
+            extra={"step": self.step, "accuracy": self.report.accuracy},
+        )
 
 
 class RestartBudgetExhausted(RuntimeError):
@@ -471,4 +492,4 @@ def export(
         metrics={"train_steps": step, **(report.as_dict() if report else {})},
     )
     export_model(engine.module.config, tokenizer, consolidated_state_dict(directory), manifest, config.model_uri)
-    log.info("exported the model of %s to %s", tag, config.model_uri)
+    log.info("exported the model of %s to %s", tag, config.model_uri, extra={"step": step})
