@@ -254,3 +254,100 @@ def test_prod_training_reads_its_dataset_from_the_lustre_claim(planned: dict[str
     (claim,) = resources_of(document, "kubernetes:core/v1:PersistentVolumeClaim")
     assert claims == [claim["inputs"]["metadata"]["name"]]
     assert claim["inputs"]["metadata"]["namespace"] == job["inputs"]["metadata"]["namespace"]
+
+
+def waits_for(document: dict[str, Any], resource: dict[str, Any]) -> set[str]:
+    """Every URN `resource` waits for, directly or through its parents."""
+    by_urn = {r["urn"]: r for r in document["resources"]}
+    waited: set[str] = set()
+    current: dict[str, Any] | None = resource
+    while current is not None:
+        waited |= set(current["dependencies"])
+        current = by_urn.get(current["parent"])
+    return waited
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_prometheus_operator_object_waits_for_the_operators_chart(
+    planned: dict[str, Any], environment: str
+) -> None:
+    _, document, _ = planned[environment]
+    (stack_release,) = [
+        r
+        for r in resources_of(document, "kubernetes:helm.sh/v3:Release")
+        if r["inputs"]["chart"] == "kube-prometheus-stack"
+    ]
+    kinds = ("PodMonitor", "ServiceMonitor", "PrometheusRule")
+    objects = [r for r in document["resources"] if r["type"].startswith("kubernetes:monitoring.coreos.com/v1:")]
+    assert {r["type"].rsplit(":", 1)[1] for r in objects} == set(kinds)
+    for resource in objects:
+        assert stack_release["urn"] in waits_for(document, resource), resource["name"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_workloads_run_the_digests_of_the_images_the_stack_builds(planned: dict[str, Any], environment: str) -> None:
+    _, document, _ = planned[environment]
+    images = {r["name"]: r for r in resources_of(document, "docker-build:index:Image")}
+    assert set(images) == {"image-trainer-image", "image-server-image"}
+    assert all(image["inputs"]["push"] is True for image in images.values())
+    (job,) = resources_of(document, "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob")
+    assert "@sha256:" in job["inputs"]["spec"]["trainer"]["image"]
+    assert images["image-trainer-image"]["urn"] in job["dependencies"]
+    stable = [
+        r
+        for r in resources_of(document, "kubernetes:apps/v1:Deployment")
+        if r["inputs"]["metadata"]["labels"].get("modelplane.io/track") != "canary"
+    ]
+    assert stable and all(
+        "@sha256:" in r["inputs"]["spec"]["template"]["spec"]["containers"][0]["image"] for r in stable
+    )
+    assert all(r["inputs"]["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true" for r in stable)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_deployer_can_reach_the_api_server(planned: dict[str, Any], environment: str) -> None:
+    plan, document, _ = planned[environment]
+    (cluster,) = resources_of(document, "aws:eks/cluster:Cluster")
+    vpc = cluster["inputs"]["vpcConfig"]
+    rules = [
+        r
+        for r in resources_of(document, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["inputs"].get("fromPort") == 443 and "deployer" in r["name"]
+    ]
+    if plan.config.cluster.endpoint_access == "private":
+        assert vpc["endpointPublicAccess"] is False
+        assert sorted(r["inputs"]["cidrIpv4"] for r in rules) == sorted(plan.config.cluster.deployer_cidrs)
+    else:
+        assert vpc["endpointPublicAccess"] is True
+        assert vpc["publicAccessCidrs"] == plan.config.cluster.public_access_cidrs
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_logs_are_shipped_to_encrypted_log_groups_with_retention(planned: dict[str, Any], environment: str) -> None:
+    plan, document, _ = planned[environment]
+    groups = {r["inputs"]["name"]: r["inputs"] for r in resources_of(document, "aws:cloudwatch/logGroup:LogGroup")}
+    cluster_name = f"modelplane-{environment}"
+    assert set(groups) == {f"/aws/eks/{cluster_name}/cluster", f"/modelplane/{cluster_name}/application"}
+    assert all(group["retentionInDays"] > 0 and group["kmsKeyId"] for group in groups.values())
+    assert groups[f"/modelplane/{cluster_name}/application"]["retentionInDays"] == plan.config.logging.retention_days
+    assert "aws-for-fluent-bit" in helm_charts(document)
+    (cluster,) = resources_of(document, "aws:eks/cluster:Cluster")
+    (control_plane_group,) = [
+        r for r in resources_of(document, "aws:cloudwatch/logGroup:LogGroup") if "/aws/eks/" in r["inputs"]["name"]
+    ]
+    assert control_plane_group["urn"] in cluster["dependencies"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_a_supported_kubernetes_version_and_an_s3_gateway(planned: dict[str, Any], environment: str) -> None:
+    from modelplane.components.eks_versions import kubernetes_version_problems, kubernetes_version_warnings
+
+    plan, document, _ = planned[environment]
+    (cluster,) = resources_of(document, "aws:eks/cluster:Cluster")
+    version = cluster["inputs"]["version"]
+    assert kubernetes_version_problems("cluster", version) == []
+    assert kubernetes_version_warnings("cluster", version) == []
+    endpoints = resources_of(document, "aws:ec2/vpcEndpoint:VpcEndpoint")
+    gateways = [e for e in endpoints if e["inputs"]["vpcEndpointType"] == "Gateway"]
+    assert [e["inputs"]["serviceName"] for e in gateways] == [f"com.amazonaws.{plan.config.region}.s3"]
+    assert gateways[0]["inputs"]["routeTableIds"]
