@@ -340,13 +340,12 @@ def test_logs_are_shipped_to_encrypted_log_groups_with_retention(planned: dict[s
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_a_supported_kubernetes_version_and_an_s3_gateway(planned: dict[str, Any], environment: str) -> None:
-    from modelplane.components.eks_versions import kubernetes_version_problems, kubernetes_version_warnings
+    from modelplane.components.eks_versions import kubernetes_version_problems
 
     plan, document, _ = planned[environment]
     (cluster,) = resources_of(document, "aws:eks/cluster:Cluster")
     version = cluster["inputs"]["version"]
     assert kubernetes_version_problems("cluster", version) == []
-    assert kubernetes_version_warnings("cluster", version) == []
     endpoints = resources_of(document, "aws:ec2/vpcEndpoint:VpcEndpoint")
     gateways = [e for e in endpoints if e["inputs"]["vpcEndpointType"] == "Gateway"]
     assert [e["inputs"]["serviceName"] for e in gateways] == [f"com.amazonaws.{plan.config.region}.s3"]
