@@ -14,7 +14,7 @@ from rich.table import Table
 from modelplane.alert_catalogue import alert_catalogue, markdown_table
 from modelplane.automation import Operation, PulumiCliMissing, run_operation
 from modelplane.components.alerting.promtool import PromtoolMissingError
-from modelplane.config import ConfigError
+from modelplane.config import ConfigError, EnvironmentConfig, environment_warnings
 from modelplane.local.monitoring import MonitoringToolMissing
 from modelplane.local.settings import LOCAL
 from modelplane.plan.crd_validation import KARPENTER_VERSION, KUEUE_VERSION
@@ -70,6 +70,7 @@ def plan(
         result = plan_environment(environment, stacks_dir)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    _print_warnings(result.config)
     violations = check_plan(result)
     result.extras["violations"] = [v.to_json() for v in violations]
     files = write_plan(result, build_dir)
@@ -116,7 +117,13 @@ def validate(environment: EnvArg, stacks_dir: StacksOpt = Path("stacks")) -> Non
         env = environment_from_stack_file(read_stack_file(environment, stacks_dir))
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    _print_warnings(env)
     console.print(f"{environment}: config is valid ({len(env.gpu_node_pools)} GPU node pools, region {env.region})")
+
+
+def _print_warnings(env: EnvironmentConfig) -> None:
+    for warning in environment_warnings(env):
+        errors.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command()

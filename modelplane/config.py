@@ -32,6 +32,7 @@ from modelplane.components.eks_cluster import (
     EndpointAccess,
     cluster_problems,
 )
+from modelplane.components.eks_versions import kubernetes_version_warnings
 from modelplane.components.gpu_nodes import (
     AmiFamily,
     CapacityType,
@@ -490,6 +491,11 @@ def _image_problems(env: EnvironmentConfig) -> list[str]:
                 f"{first[1]!r} by {first[0]}; use the same tag, or set images.build: false and push both from CI"
             )
     return problems
+
+
+def environment_warnings(env: EnvironmentConfig) -> list[str]:
+    """What is valid but costs or risks more than it should: a Kubernetes version in extended support."""
+    return kubernetes_version_warnings("cluster", env.cluster.kubernetes_version)
 
 
 def _budget_problems(env: EnvironmentConfig) -> list[str]:

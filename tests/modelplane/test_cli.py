@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,18 @@ def test_up_and_preview_enforce_the_platform_policy_pack_with_the_plans_config(t
     assert configs == [str(tmp_path / "policy-config.json")]
     assert json.loads(Path(configs[0]).read_text()) == pack_config(env)
     assert (Path(packs[0]) / "PulumiPolicy.yaml").is_file()
+
+
+def test_a_version_in_extended_support_is_valid_but_warned_about_with_its_cost(tmp_path: Path) -> None:
+    from modelplane.components.eks_versions import EKS_RELEASES, Support, support_on
+
+    extended = next((r.version for r in EKS_RELEASES if support_on(r, date.today()) is Support.EXTENDED), None)
+    assert extended is not None, "the calendar has no version in extended support today: add a newer row"
+    stacks = copy_stacks(tmp_path)
+    stack_file = stacks / "Pulumi.dev.yaml"
+    text = stack_file.read_text()
+    stack_file.write_text(re.sub(r'kubernetes_version: "[0-9.]+"', f'kubernetes_version: "{extended}"', text))
+    result = runner.invoke(app, ["validate", "dev", "--stacks-dir", str(stacks)])
+    assert result.exit_code == 0, result.output
+    assert f"cluster.kubernetes_version='{extended}'" in result.output
+    assert "0.60" in result.output
