@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -14,7 +15,7 @@ from modelplane.components.alerting.platform_rules import platform_rules
 from modelplane.components.alerting.rules import RuleGroup
 from modelplane.components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from modelplane.components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
-from modelplane.components.container_image import ContainerImage
+from modelplane.components.container_image import ContainerImage, ContainerImageArgs
 from modelplane.components.container_logs import ContainerLogs
 from modelplane.components.container_registry import ContainerRegistry
 from modelplane.components.device_plugin import NvidiaDevicePlugin
@@ -110,8 +111,9 @@ class Scheduling:
     team_namespaces: dict[str, k8s.core.v1.Namespace]
 
 
-def deploy_platform(env: EnvironmentConfig) -> Platform:
-    """Every component of the environment, then its workloads."""
+def deploy_platform(env: EnvironmentConfig, source_root: Path | None = None) -> Platform:
+    """Every component of the environment, then its workloads. `source_root` is the checkout the stack program
+    runs from: the images are built from its Dockerfiles (default: the checkout modelplane is imported from)."""
     tags = platform_tags(env)
     network = deploy_network(env, tags)
     cluster = deploy_cluster(env, network, tags)
@@ -161,7 +163,7 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
             "tags": tags,
         },
     )
-    images = deploy_images(env, registry)
+    images = deploy_images(env, registry, source_root)
     pulumi.export("cluster_name", cluster.cluster_name)
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("artifact_bucket", artifacts.bucket_name)
@@ -187,7 +189,9 @@ def deploy_platform(env: EnvironmentConfig) -> Platform:
     return platform
 
 
-def deploy_images(env: EnvironmentConfig, registry: ContainerRegistry) -> dict[str, ContainerImage]:
+def deploy_images(
+    env: EnvironmentConfig, registry: ContainerRegistry, source_root: Path | None
+) -> dict[str, ContainerImage]:
     """The trainer and server images the workloads run, built from this checkout and pushed (when images.build),
     tagged with the version their specs name; the workloads run the pushed digest."""
     if not env.images.build:
@@ -198,17 +202,17 @@ def deploy_images(env: EnvironmentConfig, registry: ContainerRegistry) -> dict[s
         for image in specs
         if "@" not in image and repository_of(image) in BUILT_REPOSITORIES
     }
-    return {
-        repository: ContainerImage(
-            f"image-{repository}",
-            {
-                "repository_url": repository_url(registry, repository),
-                "dockerfile": BUILT_REPOSITORIES[repository],
-                "tag": tag,
-            },
-        )
-        for repository, tag in sorted(tags.items())
-    }
+    images = {}
+    for repository, tag in sorted(tags.items()):
+        args: ContainerImageArgs = {
+            "repository_url": repository_url(registry, repository),
+            "dockerfile": BUILT_REPOSITORIES[repository],
+            "tag": tag,
+        }
+        if source_root is not None:
+            args["context"] = str(source_root)
+        images[repository] = ContainerImage(f"image-{repository}", args)
+    return images
 
 
 def deploy_network(env: EnvironmentConfig, tags: dict[str, str]) -> Network:
