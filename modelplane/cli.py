@@ -68,7 +68,8 @@ def plan(
             raise _fail(f"--diff {diff}: cannot read a plan.json ({exc})") from None
     try:
         result = plan_environment(environment, stacks_dir)
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:
+        # A component refuses its inputs with a ValueError naming them: one line, like a config problem.
         raise _fail(str(exc)) from None
     _print_warnings(result.config)
     violations = check_plan(result)

@@ -210,6 +210,12 @@ def deploy_images(
             "tag": tag,
         }
         if source_root is not None:
+            if not (source_root / BUILT_REPOSITORIES[repository]).is_file():
+                raise ValueError(
+                    f"images.build=true: no {BUILT_REPOSITORIES[repository]} under {source_root}, the checkout the "
+                    f"stack program runs from; run it from a modelplane checkout, or set modelplane:images: "
+                    "{build: false} and push the images from CI"
+                )
             args["context"] = str(source_root)
         images[repository] = ContainerImage(f"image-{repository}", args)
     return images

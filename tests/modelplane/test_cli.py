@@ -29,8 +29,10 @@ def edit_monitoring(stacks: Path, **changes: object) -> None:
 
 
 def copy_stacks(tmp_path: Path) -> Path:
+    """The stacks in a checkout of their own: the program builds the images from its checkout's Dockerfiles."""
     stacks = tmp_path / "stacks"
     shutil.copytree(STACKS, stacks)
+    (tmp_path / "workloads").symlink_to(STACKS.parent / "workloads")
     return stacks
 
 
@@ -169,3 +171,12 @@ def test_a_version_in_extended_support_is_valid_but_warned_about_with_its_cost(t
     assert result.exit_code == 0, result.output
     assert f"cluster.kubernetes_version='{extended}'" in result.output
     assert "0.60" in result.output
+
+
+def test_stacks_outside_a_checkout_say_how_to_plan_without_building_images(tmp_path: Path) -> None:
+    stacks = tmp_path / "stacks"
+    shutil.copytree(STACKS, stacks)
+    result = runner.invoke(app, ["plan", "dev", "-q", "--stacks-dir", str(stacks), "--build-dir", str(tmp_path / "b")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: images.build=true: no workloads/serving/Dockerfile under")
+    assert "set modelplane:images: {build: false}" in result.output

@@ -73,6 +73,14 @@ def barrier() -> None:
     dist.barrier()
 
 
+def shutdown() -> None:
+    """Every rank leaves the group together: a rank that exits while a peer's transport still runs can be aborted
+    by it at interpreter exit (gloo's "terminate called without an active exception")."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """`tensor` summed over every rank, in place."""
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
