@@ -26,6 +26,10 @@ from modelplane.components.gpu_nodes import (
 from modelplane.terms.gpu_catalog import gpu_instance_type
 from modelplane.terms.scheduling import POOL_LABEL, SYSTEM_POOL_NAME
 
+SYSTEM_INSTANCE_TYPE = "m7i.xlarge"
+"""4 vCPUs and 16 GiB: the platform's controllers (Prometheus, Grafana, Karpenter, Kueue, Kubeflow Trainer) and
+CPU-only services, after a 2-vCPU system reserve; a 2-vCPU type would leave nothing to schedule."""
+
 # Autoscalers own the desired size after creation; a later `up` must not reset it.
 _AUTOSCALED = ["scalingConfig.desiredSize"]
 
@@ -38,7 +42,7 @@ class SystemNodePoolArgs(TypedDict):
     subnet_ids: pulumi.Input[Sequence[str]]
     """Private subnets, one per AZ."""
     instance_type: NotRequired[str]
-    """Default m7i.large."""
+    """Default SYSTEM_INSTANCE_TYPE (m7i.xlarge)."""
     min_size: NotRequired[int]
     """Default 2, so add-ons survive a node's loss."""
     max_size: NotRequired[int]
@@ -151,7 +155,7 @@ class SystemNodePool(pulumi.ComponentResource):
             subnet_ids=args["subnet_ids"],
             ami_type=SYSTEM_AMI_TYPE,
             capacity_type=CapacityType.ON_DEMAND.value,
-            instance_types=[args.get("instance_type", "m7i.large")],
+            instance_types=[args.get("instance_type", SYSTEM_INSTANCE_TYPE)],
             scaling_config=scaling,
             labels={**extra_labels, POOL_LABEL: SYSTEM_POOL_NAME},
         )

@@ -22,8 +22,10 @@ from modelplane.plan.diff import diff_plans
 from modelplane.plan.engine import plan_environment, write_plan
 from modelplane.plan.manifests import custom_object_problems
 from modelplane.plan.policy_check import check_plan, mandatory, planned_resources, violations_table
-from modelplane.plan.report import cost_table, counts_table, print_diff, resource_tree
+from modelplane.plan.report import cost_table, counts_table, deployability_table, print_diff, resource_tree
 from modelplane.plan.rules import check_rule_files
+from modelplane.policies.deployability.analysis import CHECKS as DEPLOYABILITY_CHECKS
+from modelplane.policies.deployability.analysis import deployability_findings
 from modelplane.policy_config import write_pack_config
 from modelplane.stack_config import environment_from_stack_file, read_stack_file
 from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, PRICE_DATE, PRICE_SOURCE
@@ -74,6 +76,8 @@ def plan(
     _print_warnings(result.config)
     violations = check_plan(result)
     result.extras["violations"] = [v.to_json() for v in violations]
+    findings = deployability_findings(planned_resources(result))
+    result.extras["deployability"] = [finding.to_json() for finding in findings]
     files = write_plan(result, build_dir)
     policy_config = write_pack_config(result.config, files.plan_json.parent)
     if not quiet:
@@ -103,6 +107,10 @@ def plan(
             "custom objects the cluster's CRDs would reject:\n" + "\n".join(f"  - {p}" for p in object_problems)
         )
     console.print(f"CRD schemas: Karpenter {KARPENTER_VERSION} and Kueue {KUEUE_VERSION} objects OK")
+    if findings:
+        console.print(deployability_table(findings, planned_resources(result)))
+    else:
+        console.print(f"deployability: no problems ({', '.join(DEPLOYABILITY_CHECKS)})")
     if violations:
         console.print(violations_table(violations, planned_resources(result)))
     else:

@@ -42,6 +42,7 @@ from modelplane.components.gpu_nodes import (
 )
 from modelplane.components.gpu_queues import GpuFlavor, TeamQueue, queue_problems
 from modelplane.components.monitoring_stack import DEFAULT_RETENTION, DEFAULT_STORAGE_GIB, prometheus_problems
+from modelplane.components.node_pools import SYSTEM_INSTANCE_TYPE
 from modelplane.components.subnet_plan import NatGateways, network_problems
 from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, monthly_cost_usd
 from modelplane.terms.names import check_pool_name, check_workload_name
@@ -96,7 +97,7 @@ class ClusterConfig(StrictModel):
 
 
 class SystemNodePoolConfig(StrictModel):
-    instance_type: str = "m7i.large"
+    instance_type: str = SYSTEM_INSTANCE_TYPE
     min_size: int = Field(default=2, ge=1)
     """At least 1: the platform's controllers run here."""
     max_size: int = 4
@@ -269,13 +270,14 @@ class EnvironmentConfig(StrictModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
     def queue_flavors(self) -> list[GpuFlavor]:
-        """Per pool, the GPUs queued work can have: the pool's GPUs at max size, less what its inference
-        services reach at their max (Kueue does not count serving, so a quota on those GPUs would be a promise
-        it could not keep)."""
+        """The pools queued work runs on (those a training job or a team's quota names), each with the GPUs it
+        can have: the pool's GPUs at max size, less what its inference services reach at their max (Kueue does not
+        count serving, so a quota on those GPUs would be a promise it could not keep)."""
+        queued = {job.gpu_pool for job in self.training_jobs} | {p for t in self.teams for p in t.gpu_quota}
         return [
             GpuFlavor(pool.name, max(0, pool_max_gpus(pool) - self.serving_gpus_at_max(pool.name)))
             for pool in self.gpu_node_pools
-            if pool_is_known(pool)
+            if pool_is_known(pool) and pool.name in queued
         ]
 
     def serving_gpus_at_max(self, pool_name: str) -> int:
@@ -451,7 +453,7 @@ def _training_job_problems(env: EnvironmentConfig) -> list[str]:
 
 def _team_problems(env: EnvironmentConfig) -> list[str]:
     """Teams and their quotas (as Kueue's queues check them), and every workload's team."""
-    problems = queue_problems(env.team_queues(), env.queue_flavors()) if env.teams else []
+    problems = queue_problems(env.team_queues(), env.queue_flavors())
     names = [team.name for team in env.teams]
     problems += [
         f"teams[{index}].name={name!r}: the platform uses this namespace; pick another"

@@ -44,7 +44,8 @@ GpuNodePool(
         "pool_name": "l4",
         "instance_type": "g6.xlarge",
         "capacity_type": CapacityType.SPOT,
-        "min_size": 0,
+        # A managed node group has no autoscaler of its own here: keep one node (or add Karpenter and scale from 0).
+        "min_size": 1,
         "max_size": 2,
         "tags": tags,
     },

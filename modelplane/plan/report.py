@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -11,6 +13,7 @@ from rich.tree import Tree
 from modelplane.plan.cost import CostReport
 from modelplane.plan.diff import ResourceChange
 from modelplane.plan.mocks import RecordedResource
+from modelplane.policies.deployability.findings import Finding
 
 _ACTION_STYLE = {"create": ("+", "green"), "delete": ("-", "red"), "update": ("~", "yellow")}
 
@@ -82,3 +85,14 @@ def print_diff(console: Console, changes: list[ResourceChange]) -> None:
             console.print(f"      {item.path}: {item.old!r} -> {item.new!r}")
     counts = Counter(c.action for c in changes)
     console.print(f"Plan: {counts['create']} to add, {counts['update']} to change, {counts['delete']} to destroy.")
+
+
+def deployability_table(findings: Sequence[Finding], resources: Sequence[Mapping[str, Any]]) -> Table:
+    """Each finding: the resource, the check, what it needs and is missing, and the fix."""
+    names = {resource["urn"]: f"{resource['type']} {resource['name']}" for resource in resources}
+    table = Table(title=f"Deployability ({len(findings)} problems)")
+    for column in ("resource", "check", "needs", "missing", "fix"):
+        table.add_column(column, overflow="fold")
+    for finding in findings:
+        table.add_row(names.get(finding.urn, finding.urn), finding.check, finding.needs, finding.missing, finding.fix)
+    return table

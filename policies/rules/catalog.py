@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from modelplane.policies.rules import alerting, budget, cluster, exposure, iam, nodes, registry, storage, workloads
+from modelplane.policies.rules import (
+    alerting,
+    budget,
+    cluster,
+    deployability,
+    exposure,
+    iam,
+    nodes,
+    registry,
+    storage,
+    workloads,
+)
 from modelplane.policies.rules.rule import Rule
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -33,6 +44,7 @@ RULES: list[Rule] = [
     *exposure.RULES,
     *alerting.RULES,
     *budget.RULES,
+    *deployability.RULES,
 ]
 
 

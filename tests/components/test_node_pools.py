@@ -183,7 +183,7 @@ def test_system_pool_is_untainted_on_demand_standard_nodes(run_program: ProgramR
     assert {c.name for c in reg.children_of(component)} == {"system-nodes", "system-launch-template"}
     group = reg.one(NODE_GROUP, "system-nodes").inputs
     assert group["amiType"] == "AL2023_x86_64_STANDARD"
-    assert group["instanceTypes"] == ["m7i.large"]
+    assert group["instanceTypes"] == ["m7i.xlarge"]
     assert group["capacityType"] == "ON_DEMAND"
     assert "taints" not in group
     assert group["labels"] == {"team": "platform", "modelplane.io/pool": "system"}

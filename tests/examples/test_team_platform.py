@@ -33,3 +33,15 @@ def test_team_program_plans_with_its_own_components_package(
     pool = registered.one("aws:eks/nodeGroup:NodeGroup", "gpu-l4-nodes")
     assert pool.inputs["capacityType"] == "SPOT"
     assert pool.inputs["tags"]["team"] == "research"
+
+
+def test_team_program_is_deployable(run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import asdict
+
+    from modelplane.policies.deployability.analysis import deployability_findings
+
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    for name in [m for m in sys.modules if m == "components" or m.startswith("components.")]:
+        monkeypatch.delitem(sys.modules, name)
+    registered = run_program(lambda: runpy.run_path(str(EXAMPLE / "__main__.py"), run_name="__main__"))
+    assert deployability_findings([asdict(resource) for resource in registered.resources]) == []

@@ -201,7 +201,10 @@ def test_the_cluster_can_schedule_gpu_work(planned: dict[str, Any], environment:
         "modelplane-training-low",
     }
     flavors = resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor")
-    assert len(flavors) == len(plan.config.gpu_node_pools)
+    # A flavor per pool queued work runs on: the pools training jobs (or team quotas) name.
+    assert sorted(r["inputs"]["metadata"]["name"] for r in flavors) == sorted(
+        {job.gpu_pool for job in plan.config.training_jobs}
+    )
     cluster_queues = resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")
     local_queues = resources_of(document, "kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue")
     teams = {team.name for team in plan.config.effective_teams()}
@@ -350,3 +353,17 @@ def test_a_supported_kubernetes_version_and_an_s3_gateway(planned: dict[str, Any
     gateways = [e for e in endpoints if e["inputs"]["vpcEndpointType"] == "Gateway"]
     assert [e["inputs"]["serviceName"] for e in gateways] == [f"com.amazonaws.{plan.config.region}.s3"]
     assert gateways[0]["inputs"]["routeTableIds"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_the_plan_holds_a_deployability_section_with_no_problem(environment: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from modelplane.cli import app
+
+    result = CliRunner().invoke(
+        app, ["plan", environment, "-q", "--no-check-rules", "--stacks-dir", str(STACKS), "--build-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "deployability: no problems (devices, fit, capacity, order, wiring, cost)" in result.output
+    assert json.loads((tmp_path / environment / "plan.json").read_text())["deployability"] == []

@@ -17,14 +17,16 @@ def test_a_pool_some_training_job_uses_is_a_training_pool() -> None:
     assert pool_kind(env, "infer-l40s") is PoolKind.INFERENCE
 
 
-def test_queued_gpus_leave_room_for_serving_at_its_max() -> None:
+def test_queues_cover_the_pools_training_runs_on_less_what_serving_takes() -> None:
     env = environment_from_stack_file(read_stack_file("prod", STACKS))
-    flavors = {flavor.pool: flavor.gpus_at_max for flavor in env.queue_flavors()}
+    assert {flavor.pool: flavor.gpus_at_max for flavor in env.queue_flavors()} == {"train-h100": 32}
     (service,) = env.inference_services
-    infer = env.gpu_pool("infer-l40s")
-    assert env.serving_gpus_at_max("infer-l40s") >= service.replicas.max
-    assert flavors["infer-l40s"] == infer.max_size - env.serving_gpus_at_max("infer-l40s")
-    assert flavors["train-h100"] == 32
+    assert env.serving_gpus_at_max("infer-l40s") == service.replicas.max + 1  # the canary's replica
+    shared = env.model_copy(
+        update={"training_jobs": [env.training_jobs[0].model_copy(update={"gpu_pool": "infer-l40s"})]}
+    )
+    flavors = {flavor.pool: flavor.gpus_at_max for flavor in shared.queue_flavors()}
+    assert flavors["infer-l40s"] == env.gpu_pool("infer-l40s").max_size - env.serving_gpus_at_max("infer-l40s")
 
 
 def test_without_teams_one_default_team_holds_every_queued_gpu() -> None:

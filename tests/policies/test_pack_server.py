@@ -63,3 +63,56 @@ def test_pack_reports_what_the_offline_check_reports(analyzer: analyzer_pb2_grpc
     offline = {(v.rule, v.message) for v in check_resources([REPOSITORY], {"all": "advisory"})}
     assert engine == offline
     assert {rule for rule, _ in engine} == {ECR_IMMUTABLE_TAGS.name}
+
+
+DEPLOYMENT_IN_A_MISSING_NAMESPACE = resource(
+    "kubernetes:apps/v1:Deployment",
+    "api",
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "nowhere"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {
+                "metadata": {"labels": {"app": "api"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "api",
+                            "image": "server@sha256:" + "a" * 64,
+                            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+                        }
+                    ]
+                },
+            },
+        },
+    },
+)
+
+
+@pytest.mark.slow
+def test_the_pack_enforces_deployability_as_stack_rules(analyzer: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    properties = struct_pb2.Struct()
+    properties.update(DEPLOYMENT_IN_A_MISSING_NAMESPACE["inputs"])
+    stack = analyzer_pb2.AnalyzeStackRequest(
+        resources=[
+            analyzer_pb2.AnalyzerResource(
+                type=DEPLOYMENT_IN_A_MISSING_NAMESPACE["type"],
+                properties=properties,
+                urn=DEPLOYMENT_IN_A_MISSING_NAMESPACE["urn"],
+                name=DEPLOYMENT_IN_A_MISSING_NAMESPACE["name"],
+            )
+        ]
+    )
+    engine = {(d.policyName, d.message.split("\n", 1)[1]) for d in analyzer.AnalyzeStack(stack).diagnostics}
+    stack_rules = {rule.name for rule in RULES if rule.kind == "stack"}
+    offline = {
+        (v.rule, v.message)
+        for v in check_resources([DEPLOYMENT_IN_A_MISSING_NAMESPACE], {"all": "advisory"})
+        if v.rule in stack_rules
+    }
+    assert engine == offline
+    assert ("modelplane-stack-deployability-order", next(m for r, m in engine if r.endswith("order"))) in engine
+    assert any("nowhere" in message for _, message in engine)
