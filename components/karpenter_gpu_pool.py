@@ -7,8 +7,8 @@ from typing import Any, NotRequired, TypedDict
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
+from modelplane.components.custom_object import custom_object
 from modelplane.components.gpu_nodes import AmiFamily, CapacityType
 from modelplane.components.karpenter_pools import (
     GPU_RESOURCE,
@@ -125,8 +125,8 @@ class KarpenterGpuPool(pulumi.ComponentResource):
             placement_group_name=placement,
             tags=tags,
         )
-        node_class_resource = _custom_resource(f"{name}-node-class", node_class, child)
-        node_pool_resource = _custom_resource(
+        node_class_resource = custom_object(f"{name}-node-class", node_class, child)
+        node_pool_resource = custom_object(
             f"{name}-node-pool", node_pool, pulumi.ResourceOptions(parent=self, depends_on=[node_class_resource])
         )
         gpu_limit = int(pool_limits(instance_type, max_size)[GPU_RESOURCE])
@@ -136,17 +136,3 @@ class KarpenterGpuPool(pulumi.ComponentResource):
         if self.placement_group_name is not None:
             outputs["placement_group_name"] = self.placement_group_name
         self.register_outputs(outputs)
-
-
-def _custom_resource(
-    resource_name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
-    """The cluster-scoped object `manifest` describes; its spec may hold other resources' outputs."""
-    return k8s.apiextensions.CustomResource(
-        resource_name,
-        api_version=manifest["apiVersion"],
-        kind=manifest["kind"],
-        metadata=manifest["metadata"],
-        spec=manifest["spec"],
-        opts=opts,
-    )

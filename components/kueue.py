@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from modelplane.components.custom_object import custom_object
 from modelplane.components.gpu_queues import (
     LOCAL_QUEUE_NAME,
     GpuFlavor,
@@ -70,20 +71,6 @@ def kueue_chart_values(node_selector: Mapping[str, str]) -> dict[str, Any]:
         "controllerManager": {"nodeSelector": dict(node_selector)},
         "managerConfig": {"controllerManagerConfigYaml": yaml.safe_dump(kueue_manager_config(), sort_keys=False)},
     }
-
-
-def kueue_object(
-    resource_name: str, manifest: Mapping[str, Any], opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
-    """A ResourceFlavor, ClusterQueue or LocalQueue from its rendered manifest (see components/gpu_queues.py)."""
-    return k8s.apiextensions.CustomResource(
-        resource_name,
-        api_version=manifest["apiVersion"],
-        kind=manifest["kind"],
-        metadata=manifest["metadata"],
-        spec=manifest["spec"],
-        opts=opts,
-    )
 
 
 class WorkloadPriorityClass(pulumi.CustomResource):
@@ -147,16 +134,16 @@ class Kueue(pulumi.ComponentResource):
         # The release brings the CRDs and the webhooks that default and check these objects.
         after_release = pulumi.ResourceOptions(parent=self, depends_on=[release])
         resource_flavors = [
-            kueue_object(f"{name}-flavor-{flavor.pool}", resource_flavor_manifest(flavor.pool), after_release)
+            custom_object(f"{name}-flavor-{flavor.pool}", resource_flavor_manifest(flavor.pool), after_release)
             for flavor in flavors
         ]
         for team in teams:
-            cluster_queue = kueue_object(
+            cluster_queue = custom_object(
                 f"{name}-{team.cluster_queue}",
                 cluster_queue_manifest(team, flavors),
                 pulumi.ResourceOptions(parent=self, depends_on=[release, *resource_flavors]),
             )
-            kueue_object(
+            custom_object(
                 f"{name}-{team.name}-local-queue",
                 local_queue_manifest(team),
                 pulumi.ResourceOptions(parent=self, depends_on=[release, cluster_queue]),
