@@ -52,3 +52,30 @@ def test_readme_holds_the_current_policy_table() -> None:
     assert markdown_table() in README.read_text(), (
         "README's policy table is stale: paste `python -m modelplane.policies.rules.catalog`"
     )
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_shipped_config_validates_against_the_rules_schemas(environment: str) -> None:
+    """What the engine does with `--policy-pack-config`: each rule's properties against its JSON schema."""
+    import jsonschema
+
+    config = json.loads((POLICY_PACK_DIR / "config" / f"{environment}.json").read_text())
+    checked = 0
+    for rule in RULES:
+        entry = config.get(rule.name)
+        if not isinstance(entry, dict) or not rule.config_properties:
+            continue
+        properties = {key: value for key, value in entry.items() if key != "enforcementLevel"}
+        jsonschema.validate(properties, {"type": "object", "properties": dict(rule.config_properties)})
+        checked += 1
+    assert checked >= 1
+
+
+def test_a_config_value_outside_the_schema_is_refused() -> None:
+    import jsonschema
+
+    from modelplane.policies.rules.nodes import NODE_GROUP_ALLOWED_GPU_TYPES
+
+    schema = {"type": "object", "properties": dict(NODE_GROUP_ALLOWED_GPU_TYPES.config_properties)}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"allowedInstanceTypes": ["g4dn.xlarge"]}, schema)
