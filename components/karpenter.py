@@ -266,16 +266,24 @@ INTERRUPTION_EVENTS = (
 
 
 def karpenter_chart_values(
-    cluster_name: str, queue_name: pulumi.Input[str], node_selector: Mapping[str, str]
+    cluster_name: str,
+    queue_name: pulumi.Input[str],
+    node_selector: Mapping[str, str],
+    region: pulumi.Input[str] | None = None,
 ) -> dict[str, Any]:
-    """Helm values for the controller: two replicas on `node_selector`'s nodes, with the interruption queue."""
+    """Helm values for the controller: two replicas on `node_selector`'s nodes, with the interruption queue.
+
+    The region is given, not discovered: nodes allow one IMDS hop, so the controller's pods cannot ask IMDS."""
     return {
         "settings": {"clusterName": cluster_name, "interruptionQueue": queue_name},
         "serviceAccount": {"name": SERVICE_ACCOUNT},
         "replicas": 2,
         "nodeSelector": dict(node_selector),
         # Karpenter's recommended sizing; a throttled controller launches nodes late.
-        "controller": {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}},
+        "controller": {
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+            **({"env": [{"name": "AWS_REGION", "value": region}]} if region is not None else {}),
+        },
     }
 
 
@@ -406,7 +414,7 @@ class Karpenter(pulumi.ComponentResource):
             version=CHART_VERSION,
             namespace=NAMESPACE,
             skip_crds=True,
-            values=karpenter_chart_values(cluster_name, queue.name, node_selector),
+            values=karpenter_chart_values(cluster_name, queue.name, node_selector, region),
             # A failed upgrade rolls back instead of leaving the cluster without an autoscaler.
             atomic=True,
             opts=pulumi.ResourceOptions(

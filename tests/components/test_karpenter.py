@@ -241,3 +241,9 @@ def test_bad_args_are_rejected_before_any_child(
     args: KarpenterArgs = {"cluster_name": "demo", "cluster_security_group_id": "sg-cluster"}
     args.update(overrides)  # type: ignore[typeddict-item]
     assert_rejected_before_children(run_program, lambda: Karpenter("karpenter", args), message, [COMPONENT_TYPE])
+
+
+def test_the_controller_is_told_its_region_since_its_pods_cannot_reach_imds() -> None:
+    values = karpenter_chart_values("demo", "karpenter-queue", {"modelplane.io/pool": "system"}, "eu-west-1")
+    assert values["controller"]["env"] == [{"name": "AWS_REGION", "value": "eu-west-1"}]
+    assert "env" not in karpenter_chart_values("demo", "q", {})["controller"]
