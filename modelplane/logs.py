@@ -383,7 +383,8 @@ def _cloud_lines(
         from botocore.exceptions import BotoCoreError
 
         try:
-            client = boto3.client("logs", region_name=env.region)
+            # A session of its own resolves the credentials now, not those boto3's default session cached earlier.
+            client = boto3.session.Session().client("logs", region_name=env.region)
         except BotoCoreError as error:  # a named profile that does not exist, a broken config file
             raise LogsError(f"cannot set up AWS access to read {environment}'s logs: {error}") from None
     logs = CloudWatchLogs(client, log_group_name(cluster_name_for(env)), environment, env.region)

@@ -190,6 +190,9 @@ def test_the_cli_fails_in_one_line_without_credentials(monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Credentials an earlier caller left in boto3's default session are not this command's.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session(aws_access_key_id="stale", aws_secret_access_key="stale", region_name="us-east-1")
     result = runner.invoke(cli.app, ["logs", "dev", "sentiment", "--stacks-dir", str(STACKS)])
     assert result.exit_code == 1
     assert result.output.startswith("error: no AWS credentials to read dev's logs: set AWS_PROFILE")

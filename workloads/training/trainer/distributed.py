@@ -73,12 +73,14 @@ def barrier() -> None:
     dist.barrier()
 
 
-def shutdown() -> None:
+def shutdown(ranks: Ranks) -> None:
     """Every rank leaves the group together: a rank that exits while a peer's transport still runs can be aborted
-    by it at interpreter exit (gloo's "terminate called without an active exception")."""
+    by it at interpreter exit (gloo's "terminate called without an active exception"). A lone rank has no peer
+    and keeps its group, which DeepSpeed holds on to for the rest of the process."""
     if dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if ranks.world_size > 1:
+            dist.destroy_process_group()
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

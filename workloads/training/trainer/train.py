@@ -462,7 +462,7 @@ def train(config: TrainerConfig, registry: CollectorRegistry = REGISTRY) -> Trai
         run.run()
         if ranks.is_main:
             export(config, engine, tokenizer, store, inputs.labels, run.report, run.step)
-        distributed.shutdown()
+        distributed.shutdown(ranks)
     finally:
         if server is not None:
             # The process is about to exit: give Prometheus time to scrape the final values, among them a
