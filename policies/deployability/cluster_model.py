@@ -56,6 +56,7 @@ from modelplane.policies.deployability.quantities import (
     PLAN_UNKNOWN,
     as_list,
     as_mapping,
+    chart_name,
     is_unknown,
     known,
     quantity,
@@ -129,13 +130,6 @@ def _inputs(resource: PlannedResource) -> Mapping[str, Any]:
 def _metadata_name(resource: PlannedResource) -> str | None:
     name = value_at(_inputs(resource), "metadata", "name")
     return name if isinstance(name, str) and not is_unknown(name) else None
-
-
-def chart_name(chart: Any) -> str | None:
-    """The chart's own name from a release's `chart` ('oci://…/karpenter', 'eks/aws-efa-k8s-device-plugin')."""
-    if not isinstance(chart, str) or is_unknown(chart):
-        return None
-    return chart.rstrip("/").rsplit("/", 1)[-1]
 
 
 NODE_GROUP, NODE_POOL, AUTOSCALING_GROUP, EC2_INSTANCE, FARGATE = (

@@ -14,27 +14,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from pulumi_policy import proxy
-
 from modelplane.policies.deployability.findings import field
+from modelplane.policies.deployability.quantities import as_list, as_mapping, chart_name, is_unknown, value_at
 
 PlannedResource = Mapping[str, Any]
 """One resource as plan.json records it: urn, type, name, parent, custom, provider, inputs, dependencies."""
-
-UNKNOWN_VALUES = frozenset(
-    {
-        "[unknown]",
-        "[secret]",
-        proxy.UNKNOWN_BOOLEAN_VALUE,
-        proxy.UNKNOWN_NUMBER_VALUE,
-        proxy.UNKNOWN_STRING_VALUE,
-        proxy.UNKNOWN_ARRAY_VALUE,
-        proxy.UNKNOWN_ASSET_VALUE,
-        proxy.UNKNOWN_ARCHIVE_VALUE,
-        proxy.UNKNOWN_OBJECT_VALUE,
-    }
-)
-"""How a value not yet known appears: plan.json's markers and the policy engine's sentinels."""
 
 PULUMI_KUBERNETES_MODULES = frozenset({"helm.sh", "yaml", "yaml/v2", "kustomize", "kustomize/v2"})
 """Modules of pulumi-kubernetes that are Pulumi's own resources (releases, charts, YAML groups), not API objects."""
@@ -49,11 +33,6 @@ CRD_TYPES = frozenset(
 )
 
 
-def is_unknown(value: Any) -> bool:
-    """True for a value the plan cannot know yet, or a string built from one."""
-    return isinstance(value, str) and (value in UNKNOWN_VALUES or "[unknown]" in value)
-
-
 def has_unknown(value: Any) -> bool:
     """True when `value` or anything inside it is unknown."""
     if isinstance(value, Mapping):
@@ -61,24 +40,6 @@ def has_unknown(value: Any) -> bool:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return any(has_unknown(item) for item in value)
     return is_unknown(value)
-
-
-def value_at(props: Any, *path: str) -> Any:
-    """`field(props, *path)`, except that an unknown value on the way is returned as is rather than read as absent."""
-    value = props
-    for key in path:
-        if is_unknown(value):
-            return value
-        value = field(value, key)
-    return value
-
-
-def as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
-
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def inputs(resource: PlannedResource) -> Mapping[str, Any]:
@@ -128,13 +89,6 @@ def labels_of(resource: PlannedResource) -> Any:
     return {} if labels is None else labels
 
 
-def chart_name(chart: str) -> str:
-    """The chart's own name from a release's `chart` input: 'oci://ghcr.io/kubeflow/charts/kubeflow-trainer',
-    'prometheus-community/kube-prometheus-stack' and './charts/kueue' name kubeflow-trainer, kube-prometheus-stack
-    and kueue."""
-    return chart.rstrip("/").rsplit("/", 1)[-1]
-
-
 @dataclass(frozen=True)
 class HelmRelease:
     urn: str
@@ -165,7 +119,7 @@ def helm_release(resource: PlannedResource) -> HelmRelease | None:
     return HelmRelease(
         urn=str(resource.get("urn")),
         resource_name=str(resource.get("name")),
-        chart=chart_name(chart) if isinstance(chart, str) and not is_unknown(chart) else None,
+        chart=chart_name(chart),
         release_name=name if isinstance(name, str) and not is_unknown(name) else None,
         namespace=namespace if isinstance(namespace, str) and not is_unknown(namespace) else None,
         create_namespace=field(props, "createNamespace") is True,

@@ -22,11 +22,10 @@ from modelplane.policies.deployability.graph import (
     describe,
     has_unknown,
     inputs,
-    is_unknown,
     kubernetes_kind,
     metadata,
-    value_at,
 )
+from modelplane.policies.deployability.quantities import is_unknown, value_at
 
 CHECK = "order"
 

@@ -71,6 +71,15 @@ def value_at(props: Any, *path: str) -> Any:
     return PLAN_UNKNOWN if is_unknown(value) else value
 
 
+def chart_name(chart: Any) -> str | None:
+    """The chart's own name from a release's `chart` input: 'oci://ghcr.io/kubeflow/charts/kubeflow-trainer',
+    'eks/aws-efa-k8s-device-plugin' and './charts/kueue' name kubeflow-trainer, aws-efa-k8s-device-plugin and
+    kueue; None when not known."""
+    if not isinstance(chart, str) or is_unknown(chart):
+        return None
+    return chart.rstrip("/").rsplit("/", 1)[-1]
+
+
 def known(value: Any) -> Any:
     """`value`, or None when it is unknown."""
     return None if is_unknown(value) else value

@@ -27,18 +27,15 @@ from modelplane.policies.deployability.graph import (
     KubernetesKind,
     PlanGraph,
     PlannedResource,
-    as_list,
-    as_mapping,
     describe,
     has_unknown,
     helm_release,
     inputs,
-    is_unknown,
     kubernetes_kind,
     labels_of,
     metadata,
-    value_at,
 )
+from modelplane.policies.deployability.quantities import as_list, as_mapping, is_unknown, value_at
 
 CHECK = "wiring"
 
