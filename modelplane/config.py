@@ -474,23 +474,35 @@ def _team_problems(env: EnvironmentConfig) -> list[str]:
     return problems
 
 
-def _image_problems(env: EnvironmentConfig) -> list[str]:
-    """One build per repository: the workloads that run a built repository must agree on its tag."""
+def _built_image_uses(env: EnvironmentConfig) -> list[tuple[str, str, str, str]]:
+    """(config path, image, repository, tag) of every workload image the platform builds from this checkout."""
     if not env.images.build:
         return []
-    tags: dict[str, tuple[str, str]] = {}
-    problems = []
     used = [(f"training_jobs[{i}].image", job.image) for i, job in enumerate(env.training_jobs)]
     used += [(f"inference_services[{i}].image", service.image) for i, service in enumerate(env.inference_services)]
+    uses = []
     for at, image in used:
-        repository, _, version = image.partition(":")
-        if "@" in image or repository not in BUILT_REPOSITORIES:
-            continue
-        first = tags.setdefault(repository, (at, version))
-        if first[1] != version:
+        repository, _, tag = image.partition(":")
+        if "@" not in image and repository in BUILT_REPOSITORIES:
+            uses.append((at, image, repository, tag))
+    return uses
+
+
+def built_image_tags(env: EnvironmentConfig) -> dict[str, str]:
+    """Repository -> the tag its one build from this checkout carries (empty when CI builds the images)."""
+    return {repository: tag for _, _, repository, tag in _built_image_uses(env)}
+
+
+def _image_problems(env: EnvironmentConfig) -> list[str]:
+    """One build per repository: the workloads that run a built repository must agree on its tag."""
+    first: dict[str, tuple[str, str]] = {}
+    problems = []
+    for at, image, repository, tag in _built_image_uses(env):
+        first_at, first_tag = first.setdefault(repository, (at, tag))
+        if first_tag != tag:
             problems.append(
                 f"{at}={image!r}: images.build makes one {repository} image from this checkout, tagged "
-                f"{first[1]!r} by {first[0]}; use the same tag, or set images.build: false and push both from CI"
+                f"{first_tag!r} by {first_at}; use the same tag, or set images.build: false and push both from CI"
             )
     return problems
 

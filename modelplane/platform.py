@@ -31,7 +31,13 @@ from modelplane.components.monitoring_stack import MonitoringStack
 from modelplane.components.network import Network
 from modelplane.components.node_pools import GpuNodePool, SystemNodePool
 from modelplane.components.priorities import PriorityClasses
-from modelplane.config import BUILT_REPOSITORIES, CONFIG_NAMESPACE, EnvironmentConfig, GpuNodePoolConfig
+from modelplane.config import (
+    BUILT_REPOSITORIES,
+    CONFIG_NAMESPACE,
+    EnvironmentConfig,
+    GpuNodePoolConfig,
+    built_image_tags,
+)
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.serving.dashboard import inference_service_dashboard
 from modelplane.workloads.serving.service import InferenceService, InferenceServiceArgs
@@ -194,16 +200,8 @@ def deploy_images(
 ) -> dict[str, ContainerImage]:
     """The trainer and server images the workloads run, built from this checkout and pushed (when images.build),
     tagged with the version their specs name; the workloads run the pushed digest."""
-    if not env.images.build:
-        return {}
-    specs = [job.image for job in env.training_jobs] + [service.image for service in env.inference_services]
-    tags = {
-        repository_of(image): image.split(":", 1)[1]
-        for image in specs
-        if "@" not in image and repository_of(image) in BUILT_REPOSITORIES
-    }
     images = {}
-    for repository, tag in sorted(tags.items()):
+    for repository, tag in sorted(built_image_tags(env).items()):
         args: ContainerImageArgs = {
             "repository_url": repository_url(registry, repository),
             "dockerfile": BUILT_REPOSITORIES[repository],

@@ -207,3 +207,24 @@ def test_prod_needs_a_receiver_for_critical_alerts() -> None:
 def test_monitoring_rules(monitoring: dict[str, Any], expected: str) -> None:
     problems = problems_of(sections(monitoring=monitoring))
     assert any(expected in p for p in problems), problems
+
+
+def test_built_images_take_the_tag_their_workloads_name_and_must_agree_on_it() -> None:
+    from pathlib import Path
+
+    from modelplane.config import ImagesConfig, built_image_tags
+    from modelplane.stack_config import read_stack_file
+
+    stack = read_stack_file("dev", Path(__file__).resolve().parents[2] / "stacks")
+    env = parse_environment("dev", stack.region, stack.sections())
+    assert built_image_tags(env) == {"trainer": "0.1.0", "server": "0.1.0"}
+    assert built_image_tags(env.model_copy(update={"images": ImagesConfig(build=False)})) == {}
+
+    second = {**stack.sections()["training_jobs"][0], "name": "sentiment-v2", "image": "trainer:0.2.0"}
+    raw = {**stack.sections(), "training_jobs": [stack.sections()["training_jobs"][0], second]}
+    with pytest.raises(ConfigError) as caught:
+        parse_environment("dev", stack.region, raw)
+    assert (
+        "training_jobs[1].image='trainer:0.2.0': images.build makes one trainer image from this checkout, tagged "
+        "'0.1.0' by training_jobs[0].image" in caught.value.problems[0]
+    )
