@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from inspect import isawaitable
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,10 @@ from rich.table import Table
 
 from modelplane.plan.engine import Plan
 from modelplane.policies.rules.catalog import pack_policies
+from modelplane.policies.rules.rule import CannotDecide
 from modelplane.policy_config import pack_config
 
 PLAN_UNKNOWN = "[unknown]"
-
-_NOT_RUN = (UnknownValueError, _NotApplicableError)
-"""What the engine turns into a diagnostic, not a violation: a value not yet known, or `not_applicable`."""
 
 PlannedResource = Mapping[str, Any]
 """One resource as plan.json records it: urn, type, name, parent, inputs, dependencies."""
@@ -61,6 +60,8 @@ class Violation:
 class Report:
     message: str
     urn: str
+    advice: bool = False
+    """The policy could not decide (see `CannotDecide`): the engine shows it as advisory whatever the rule's level."""
 
 
 def _engine_value(value: Any) -> Any:
@@ -117,7 +118,8 @@ def _settle(result: Any) -> None:
 def run_policy(policy: Policy, resources: Sequence[PlannedResource], config: Mapping[str, Any] | None) -> list[Report]:
     """Everything `policy` reports over `resources`: one call per resource, or one for the stack.
 
-    As in the engine, a validation that reads a value not yet known, or calls `not_applicable`, reports nothing.
+    As in the engine, a validation that reads a value not yet known, or calls `not_applicable`, reports nothing,
+    and one that cannot decide reports why as advice.
     """
     reports: list[Report] = []
 
@@ -128,13 +130,21 @@ def run_policy(policy: Policy, resources: Sequence[PlannedResource], config: Map
 
         return report_violation
 
+    def run(validate: Callable[[], Any], subject: str) -> None:
+        try:
+            with contextlib.suppress(_NotApplicableError):
+                _settle(validate())
+        except CannotDecide as undecided:
+            reports.append(Report(undecided.message, subject, advice=True))
+        except UnknownValueError:
+            pass  # the engine's "can't run during preview": a value not yet known is not a violation
+
     if isinstance(policy, ResourceValidationPolicy):
         for resource in resources:
-            with contextlib.suppress(*_NOT_RUN):
-                _settle(policy.validate(resource_validation_args(resource, config), reporter(resource["urn"])))
+            args, urn = resource_validation_args(resource, config), resource["urn"]
+            run(partial(policy.validate, args, reporter(urn)), urn)
     elif isinstance(policy, StackValidationPolicy):
-        with contextlib.suppress(*_NOT_RUN):
-            _settle(policy.validate(stack_validation_args(resources, config), reporter("")))
+        run(partial(policy.validate, stack_validation_args(resources, config), reporter("")), "")
     return reports
 
 
@@ -161,9 +171,8 @@ def check_resources(resources: Sequence[PlannedResource], config: Mapping[str, A
         if level == "disabled":
             continue
         for report in run_policy(policy, resources, rule_properties(config, policy.name)):
-            violations.append(
-                Violation(policy.name, "mandatory" if level == "remediate" else level, report.urn, report.message)
-            )
+            reported = "advisory" if report.advice else "mandatory" if level == "remediate" else level
+            violations.append(Violation(policy.name, reported, report.urn, report.message))
     return violations
 
 

@@ -2,11 +2,16 @@
 
 A rule's logic is a plain function over plain data (see `props.plain`); `.policy()` wraps it in
 the Policy SDK's own policy class, whose `validate` reports each message through `report_violation`.
+
+A rule that cannot decide (a shape it cannot read, a figure it does not know, or a check that raised)
+never blocks and never stays silent: it says why as an advisory finding. The engine already has that
+channel (a policy that raises `UnknownValueError` gets an advisory diagnostic naming it), so `validate`
+reports what it could decide first, then raises `CannotDecide` with the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +24,43 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from modelplane.policies.rules.props import plain
 
+
+class Undecided(str):
+    """A check's message that it could not decide, and why: reported as advice, never as a violation."""
+
+
+class CannotDecide(UnknownValueError):
+    """What `validate` raises after reporting its violations when some of its checks could not decide."""
+
+    def __init__(self, reasons: Sequence[str]):
+        Exception.__init__(self, "; ".join(reasons))
+        self.reasons = list(reasons)
+        self.message = "cannot decide: " + "; ".join(reasons)
+
+
 ResourceCheck = Callable[[str, dict[str, Any], Mapping[str, Any]], list[str]]
-"""(resource type, inputs as plain data, the rule's config) -> violation messages."""
+"""(resource type, inputs as plain data, the rule's config) -> violation messages (`Undecided` ones are advice)."""
+
+ResourceTypes = frozenset[str] | Callable[[str], bool]
+"""The resource types a rule reads: a set of type tokens, or a predicate over them (`*Patch` types, any CRD)."""
+
+
+def _raised(exception: Exception) -> Undecided:
+    return Undecided(f"the check failed on this input ({type(exception).__name__}: {exception})")
+
+
+def _report(messages: list[tuple[str, str | None]], report_violation: ReportViolation) -> None:
+    """Report the decided messages, then raise `CannotDecide` with the undecided ones."""
+    undecided = [message for message, _ in messages if isinstance(message, Undecided)]
+    for message, urn in messages:
+        if not isinstance(message, Undecided):
+            report_violation(message, urn)
+    if undecided:
+        raise CannotDecide(undecided)
 
 
 @dataclass(frozen=True)
@@ -41,7 +78,7 @@ class StackResource:
 
 @dataclass(frozen=True)
 class Finding:
-    """A stack rule's violation: its message and the resource it is about (None: the stack as a whole)."""
+    """A stack rule's violation (an `Undecided` message: advice) and the resource it is about (None: the stack)."""
 
     message: str
     urn: str | None = None
@@ -61,19 +98,31 @@ class ResourceRule:
     """What the rule enforces, in one line."""
     why: str
     """Why it matters, for the README's table."""
-    resource_types: frozenset[str]
+    resource_types: ResourceTypes
     check: ResourceCheck
     config_properties: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     """JSON schema of the rule's config properties (besides its enforcement level)."""
 
     kind = "resource"
 
+    def applies_to(self, resource_type: str) -> bool:
+        if callable(self.resource_types):
+            return self.resource_types(resource_type)
+        return resource_type in self.resource_types
+
+    def messages(self, resource_type: str, props: dict[str, Any], config: Mapping[str, Any]) -> list[str]:
+        """The check's messages for one resource; a check that raises becomes an `Undecided` message."""
+        if not self.applies_to(resource_type):
+            return []
+        try:
+            return self.check(resource_type, props, config)
+        except Exception as exception:  # any input the engine sends must yield a finding, not a crash
+            return [_raised(exception)]
+
     def policy(self) -> ResourceValidationPolicy:
         def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-            if args.resource_type not in self.resource_types:
-                return
-            for message in self.check(args.resource_type, plain(args.props), args.get_config()):
-                report_violation(message, None)
+            messages = self.messages(args.resource_type, plain(args.props), args.get_config())
+            _report([(message, None) for message in messages], report_violation)
 
         return ResourceValidationPolicy(
             name=self.name,
@@ -105,11 +154,17 @@ class StackRule:
 
     kind = "stack"
 
+    def findings(self, resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
+        """The check's findings; a check that raises becomes one `Undecided` finding."""
+        try:
+            return self.check(resources, config)
+        except Exception as exception:  # any stack must yield a finding, not a crash
+            return [Finding(_raised(exception))]
+
     def policy(self) -> StackValidationPolicy:
         def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-            resources = [_stack_resource(r) for r in args.resources]
-            for finding in self.check(resources, args.get_config()):
-                report_violation(finding.message, finding.urn)
+            findings = self.findings([_stack_resource(r) for r in args.resources], args.get_config())
+            _report([(finding.message, finding.urn) for finding in findings], report_violation)
 
         return StackValidationPolicy(
             name=self.name,
