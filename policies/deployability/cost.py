@@ -3,9 +3,11 @@
 GPU capacity comes from EKS node groups (their instance types, or their launch template's), Karpenter NodePools
 (their node.kubernetes.io/instance-type requirement, bounded by their limits), Auto Scaling groups (their launch
 template, launch configuration or mixed-instances overrides) and plain EC2 instances. `gpu_capacity` lists it at
-its largest, one `GpuCapacity` per source and GPU instance type, for the budget rules and the cost table.
+its largest, one `GpuCapacity` per source and GPU instance type, for the budget rules and the cost table; a GPU
+type is any EC2 lists with GPUs (`terms.ec2_gpus`), catalogued or not. `uncounted_gpu_types` names the types that
+look like GPU types but whose GPU count no table holds, so the budget rules can say they could not count them.
 `check_cost` reports GPU capacity nothing bounds: a GPU NodePool without a limit that caps its GPUs, a node group
-or Auto Scaling group without a max size. Types outside the GPU catalog, and sizes not known yet, are skipped.
+or Auto Scaling group without a max size. Sizes not known yet are skipped.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from modelplane.policies.deployability.findings import Finding
 from modelplane.policies.deployability.instance_figures import GPU_FIGURES
 from modelplane.policies.deployability.placement import requirement_of
 from modelplane.policies.deployability.quantities import as_list, as_mapping, is_unknown, value_at, whole_number
-from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES
+from modelplane.terms.ec2_gpus import gpu_count, is_gpu_family
 from modelplane.terms.scheduling import GPU_PRESENT_LABEL, GPU_RESOURCE, GPU_TAINT_KEY
 
 CHECK = "cost"
@@ -43,7 +45,6 @@ GPU_REQUIREMENT_KEYS = frozenset(
         "karpenter.k8s.aws/instance-gpu-memory",
     }
 )
-GPU_FAMILIES = frozenset(t.family for t in GPU_INSTANCE_TYPES.values())
 GPU_CATEGORIES = frozenset({"g", "p"})
 
 
@@ -90,13 +91,13 @@ def _sized(urn: str, types: Sequence[str] | None, max_size: Any) -> list[GpuCapa
     nodes = whole_number(max_size)
     if types is None or nodes is None:
         return []
-    return [GpuCapacity(urn, t, nodes, nodes * GPU_FIGURES[t].gpus) for t in types if t in GPU_FIGURES]
+    return [GpuCapacity(urn, t, nodes, nodes * gpus) for t in types if (gpus := gpu_count(t))]
 
 
 def is_gpu_node_pool(props: Mapping[str, Any]) -> bool:
     """A NodePool that launches GPU nodes: by its instance types, its GPU requirements, labels, taint or limit."""
     types = node_pool_instance_types(props)
-    if types is not None and any(t in GPU_FIGURES for t in types):
+    if types is not None and any(gpu_count(t) != 0 for t in types):
         return True
     for raw in as_list(value_at(props, "spec", "template", "spec", "requirements")):
         requirement = requirement_of(raw)
@@ -105,7 +106,7 @@ def is_gpu_node_pool(props: Mapping[str, Any]) -> bool:
         values = set(requirement.values or ())
         if (
             requirement.key in GPU_REQUIREMENT_KEYS
-            or (requirement.key == "karpenter.k8s.aws/instance-family" and values & GPU_FAMILIES)
+            or (requirement.key == "karpenter.k8s.aws/instance-family" and any(is_gpu_family(v) for v in values))
             or (requirement.key == "karpenter.k8s.aws/instance-category" and values & GPU_CATEGORIES)
         ):
             return True
@@ -123,7 +124,11 @@ def _node_pool_capacity(resource: Mapping[str, Any]) -> list[GpuCapacity] | None
     props = _inputs(resource)
     urn = str(resource.get("urn"))
     raw_limits = value_at(props, "spec", "limits")
-    if is_unknown(raw_limits) or is_unknown(value_at(props, "spec", "template", "spec", "requirements")):
+    if (
+        is_unknown(raw_limits)
+        or any(is_unknown(limit) for limit in as_mapping(raw_limits).values())
+        or is_unknown(value_at(props, "spec", "template", "spec", "requirements"))
+    ):
         return []
     limits = node_pool_limits(props) or {}
     types = node_pool_instance_types(props)
@@ -132,16 +137,36 @@ def _node_pool_capacity(resource: Mapping[str, Any]) -> list[GpuCapacity] | None
         return None if gpu_limit is None else [GpuCapacity(urn, None, None, int(gpu_limit))]
     capacities = []
     for instance_type in types:
-        figures = GPU_FIGURES.get(instance_type)
-        if figures is None:
+        gpus = gpu_count(instance_type)
+        if not gpus:
             continue
-        per_node = {"cpu": figures.vcpus, "memory": figures.memory_gib * 2.0**30, GPU_RESOURCE: figures.gpus}
+        figures = GPU_FIGURES.get(instance_type)
+        per_node: dict[str, float] = {GPU_RESOURCE: gpus}
+        if figures is not None:
+            per_node |= {"cpu": figures.vcpus, "memory": figures.memory_gib * 2.0**30}
         bounds = [int(limit // per_node[r] + 1e-9) for r, limit in limits.items() if per_node.get(r)]
         if not bounds:
             return None
         nodes = min(bounds)
-        capacities.append(GpuCapacity(urn, instance_type, nodes, nodes * figures.gpus))
+        capacities.append(GpuCapacity(urn, instance_type, nodes, nodes * gpus))
     return capacities
+
+
+def _declared_types(resource: Mapping[str, Any], index: ResourceIndex) -> list[str] | None:
+    """The instance types a source of nodes may launch, wherever they are declared; None where not known."""
+    type_, props = resource.get("type"), _inputs(resource)
+    if type_ == NODE_GROUP_TYPE:
+        return _node_group_types(resource, index)
+    if type_ in NODE_POOL_TYPES:
+        pinned = node_pool_instance_types(props)
+        return list(pinned) if pinned else None
+    if type_ == AUTOSCALING_GROUP_TYPE:
+        types = autoscaling_group_instance_types(resource, index)
+        return list(types) if types else None
+    if type_ == INSTANCE_TYPE:
+        instance_type = value_at(props, "instanceType")
+        return [str(instance_type)] if isinstance(instance_type, str) else None
+    return None
 
 
 def gpu_capacity(resources: Sequence[Mapping[str, Any]]) -> list[GpuCapacity]:
@@ -151,19 +176,29 @@ def gpu_capacity(resources: Sequence[Mapping[str, Any]]) -> list[GpuCapacity]:
     for resource in index.resources:
         type_, urn, props = resource.get("type"), str(resource.get("urn")), _inputs(resource)
         if type_ == NODE_GROUP_TYPE:
-            capacities += _sized(urn, _node_group_types(resource, index), value_at(props, "scalingConfig", "maxSize"))
+            capacities += _sized(urn, _declared_types(resource, index), value_at(props, "scalingConfig", "maxSize"))
         elif type_ in NODE_POOL_TYPES and is_gpu_node_pool(props):
             capacities += _node_pool_capacity(resource) or []
         elif type_ == AUTOSCALING_GROUP_TYPE:
-            types = autoscaling_group_instance_types(resource, index)
-            capacities += _sized(urn, list(types) if types else None, value_at(props, "maxSize"))
+            capacities += _sized(urn, _declared_types(resource, index), value_at(props, "maxSize"))
         elif type_ == INSTANCE_TYPE:
-            capacities += _sized(urn, [str(value_at(props, "instanceType"))], 1)
+            capacities += _sized(urn, _declared_types(resource, index), 1)
     return capacities
 
 
+def uncounted_gpu_types(resources: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """By source URN: the instance types it may launch that look like GPU types but whose GPU count is not known."""
+    index = ResourceIndex(resources)
+    uncounted: dict[str, list[str]] = {}
+    for resource in index.resources:
+        types = [t for t in _declared_types(resource, index) or () if gpu_count(t) is None]
+        if types:
+            uncounted[str(resource.get("urn"))] = types
+    return uncounted
+
+
 def _gpu_types(types: Sequence[str] | None) -> list[str]:
-    return [t for t in types or () if t in GPU_FIGURES]
+    return [t for t in types or () if gpu_count(t) != 0]
 
 
 def check_cost(resources: Sequence[Mapping[str, Any]]) -> list[Finding]:

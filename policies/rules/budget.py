@@ -1,149 +1,148 @@
-"""Budget rules over all GPU pools together, at their max size: GPU count and monthly on-demand cost.
+"""Budget rules over all GPU capacity together, at its largest: GPU count and monthly cost.
 
-A pool is a GPU node group (at `scalingConfig.maxSize` nodes) or a Karpenter GPU NodePool (as many nodes as its
-`nvidia.com/gpu` limit holds: Karpenter launches no node that would exceed it). The limits are the environment's
-own `modelplane:budget`, handed to the rules as policy config (`maxGpus`, `maxMonthlyGpuCostUsd`, and negotiated
-`hourlyRates` by pool); see `modelplane.policies.rules.environment`.
+GPU capacity is counted wherever it is declared (see `deployability.cost.gpu_capacity`: node groups and their launch
+templates, Karpenter NodePools bounded by their limits, Auto Scaling groups, instances), for every EC2 GPU type.
+The limits are the environment's own `modelplane:budget`, handed to the rules as policy config (`maxGpus`,
+`maxMonthlyGpuCostUsd`, and negotiated `hourlyRates` by pool). A type whose GPUs or price no table holds cannot be
+counted or priced: the rule says so as advice rather than guessing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from modelplane.policies.rules import karpenter
-from modelplane.policies.rules.nodes import NODE_GROUP_TYPES, is_gpu_node_group
-from modelplane.policies.rules.props import as_dict, as_list, dig, is_unknown
-from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule
-from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, monthly_cost_usd
+from modelplane.policies.deployability.cost import (
+    GpuCapacity,
+    check_cost,
+    gpu_capacity,
+    max_gpus_by_source,
+    uncounted_gpu_types,
+)
+from modelplane.policies.rules.deployability import planned_form
+from modelplane.policies.rules.gpu_pools import gpu_offers
+from modelplane.policies.rules.props import as_dict
+from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule, Undecided
+from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, HOURS_PER_MONTH
 from modelplane.terms.scheduling import POOL_LABEL
 
-
-@dataclass(frozen=True)
-class GpuPoolBound:
-    """The most one GPU pool can run: for each instance type it may launch, how many nodes of it."""
-
-    resource: StackResource
-    pool: str | None
-    """Its `modelplane.io/pool` label, which negotiated rates are keyed by."""
-    max_nodes: Mapping[str, int]
-
-    @property
-    def max_gpus(self) -> int:
-        return max((GPU_INSTANCE_TYPES[t].gpus * n for t, n in self.max_nodes.items()), default=0)
-
-    def max_monthly_cost(self, rates: Mapping[str, Any]) -> float:
-        rate = rates.get(str(self.pool))
-        hourly = float(rate) if isinstance(rate, (int, float)) else None
-        return max((monthly_cost_usd(GPU_INSTANCE_TYPES[t], n, hourly) for t, n in self.max_nodes.items()), default=0.0)
+HOW_TO_HAND_OVER = "run `modelplane plan ENV` and pass build/ENV/policy-config.json with --policy-pack-config"
 
 
-def _uncatalogued(what: str, resource: StackResource, types: list[str]) -> Finding | None:
-    unknown_types = [t for t in types if t not in GPU_INSTANCE_TYPES]
-    if not unknown_types:
-        return None
-    return Finding(f"{what} {resource.name!r}: {unknown_types} not in the GPU catalog; cannot be counted", resource.urn)
+def _names(resources: list[StackResource]) -> dict[str, str]:
+    return {resource.urn: resource.name for resource in resources}
 
 
-def _node_group_bound(group: StackResource) -> Finding | GpuPoolBound | None:
-    size, types = dig(group.props, "scalingConfig", "maxSize"), group.props.get("instanceTypes")
-    if not isinstance(size, (int, float)) or is_unknown(types):
-        return None
-    names = [str(t) for t in as_list(types)]
-    pool = dig(group.props, "labels", POOL_LABEL)
-    return _uncatalogued("node group", group, names) or GpuPoolBound(
-        group, pool if isinstance(pool, str) else None, {t: int(size) for t in names}
-    )
+def _unbounded(resources: list[StackResource]) -> list[Finding]:
+    """GPU capacity nothing bounds: the budget cannot be kept whatever it is."""
+    return [Finding(f.message(), f.urn) for f in check_cost([planned_form(r) for r in resources])]
 
 
-def _node_pool_bound(node_pool: StackResource) -> Finding | GpuPoolBound | None:
-    limit, types = karpenter.gpu_limit(node_pool.props), karpenter.instance_types(node_pool.props)
-    if is_unknown(limit) or is_unknown(types):
-        return None
-    if limit is None:
-        return Finding(
-            f"NodePool {node_pool.name!r} has no limits[{karpenter.GPU_RESOURCE!r}], so Karpenter may grow it "
-            "without bound; set it to the GPUs the pool may hold",
-            node_pool.urn,
+def _uncounted(resources: list[StackResource]) -> list[Finding]:
+    names = _names(resources)
+    return _unbounded(resources) + [
+        Finding(
+            Undecided(
+                f"{names.get(urn, urn)}: {types} look like GPU instance types but no table says how many GPUs "
+                "they hold; they are left out of the count"
+            ),
+            urn,
         )
-    if types is None:
-        return Finding(
-            f"NodePool {node_pool.name!r} has no {karpenter.INSTANCE_TYPE_LABEL} In requirement; "
-            "cannot be priced or counted",
-            node_pool.urn,
-        )
-    names = [str(t) for t in as_list(types)]
-    return _uncatalogued("NodePool", node_pool, names) or GpuPoolBound(
-        node_pool, karpenter.pool_name(node_pool.props), {t: int(limit) // GPU_INSTANCE_TYPES[t].gpus for t in names}
-    )
+        for urn, types in uncounted_gpu_types([planned_form(r) for r in resources]).items()
+    ]
 
 
-def gpu_pool_bounds(resources: list[StackResource]) -> tuple[list[Finding], list[GpuPoolBound]]:
-    """Every GPU pool's bound, and findings for pools that cannot be counted (uncatalogued types, no GPU limit).
-    Pools whose size or types are not yet known are skipped."""
-    findings: list[Finding] = []
-    bounds: list[GpuPoolBound] = []
-    for resource in resources:
-        if resource.type in NODE_GROUP_TYPES and is_gpu_node_group(resource.props):
-            bound = _node_group_bound(resource)
-        elif resource.type in karpenter.NODE_POOL_TYPES and karpenter.is_gpu_node_pool(resource.props):
-            bound = _node_pool_bound(resource)
-        else:
-            continue
-        if isinstance(bound, Finding):
-            findings.append(bound)
-        elif bound is not None:
-            bounds.append(bound)
-    return findings, bounds
+def _pool_names(resources: list[StackResource]) -> dict[str, str]:
+    """Each GPU source's `modelplane.io/pool` label, which negotiated rates are keyed by."""
+    names = {}
+    for gpu in gpu_offers(resources):
+        values = gpu.offer.labels.values.get(POOL_LABEL)
+        if values and len(values) == 1:
+            names[gpu.offer.urn] = next(iter(values))
+    return names
 
 
-def _has_gpu_pools(resources: list[StackResource]) -> bool:
-    return any(
-        (r.type in NODE_GROUP_TYPES and is_gpu_node_group(r.props))
-        or (r.type in karpenter.NODE_POOL_TYPES and karpenter.is_gpu_node_pool(r.props))
-        for r in resources
-    )
+def _hourly_price(capacity: GpuCapacity, pool: str | None, rates: Mapping[str, Any]) -> float | None:
+    rate = rates.get(pool) if pool is not None else None
+    if isinstance(rate, (int, float)):
+        return float(rate)
+    catalogued = GPU_INSTANCE_TYPES.get(capacity.instance_type or "")
+    return catalogued.on_demand_usd_per_hour if catalogued else None
 
 
 def _gpu_count(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
     limit = config.get("maxGpus")
-    if not _has_gpu_pools(resources):
+    capacities = gpu_capacity([planned_form(r) for r in resources])
+    findings = _uncounted(resources)
+    if not capacities and not findings:
         return []
     if not isinstance(limit, (int, float)):
-        return [Finding("no maxGpus in the policy config: the environment's budget was not handed to the policy")]
-    findings, bounds = gpu_pool_bounds(resources)
-    total = sum(b.max_gpus for b in bounds)
+        return [
+            *findings,
+            Finding(
+                f"no maxGpus in the policy config: the environment's budget was not handed over; {HOW_TO_HAND_OVER}"
+            ),
+        ]
+    by_source = max_gpus_by_source(capacities)
+    total = sum(by_source.values())
     if total > limit:
-        pools = ", ".join(f"{b.resource.name}={b.max_gpus}" for b in bounds)
-        findings.append(Finding(f"GPU pools reach {total} GPUs at max size ({pools}); the budget is {int(limit)}"))
+        names = _names(resources)
+        pools = ", ".join(f"{names.get(urn, urn)}={gpus}" for urn, gpus in sorted(by_source.items()))
+        findings.append(Finding(f"GPU capacity reaches {total} GPUs at max size ({pools}); the budget is {int(limit)}"))
     return findings
 
 
 def _gpu_cost(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
     limit = config.get("maxMonthlyGpuCostUsd")
-    if not _has_gpu_pools(resources):
+    capacities = gpu_capacity([planned_form(r) for r in resources])
+    findings = _uncounted(resources)
+    if not capacities and not findings:
         return []
     if not isinstance(limit, (int, float)):
-        return [Finding("no maxMonthlyGpuCostUsd in the policy config: the environment's budget was not handed over")]
-    rates = as_dict(config.get("hourlyRates"))
-    findings, bounds = gpu_pool_bounds(resources)
-    total = round(sum(b.max_monthly_cost(rates) for b in bounds), 2)
+        return [
+            *findings,
+            Finding(
+                f"no maxMonthlyGpuCostUsd in the policy config: the environment's budget was not "
+                f"handed over; {HOW_TO_HAND_OVER}"
+            ),
+        ]
+    rates, pools, names = as_dict(config.get("hourlyRates")), _pool_names(resources), _names(resources)
+    most_by_source: dict[str, float] = {}
+    for capacity in capacities:
+        price = _hourly_price(capacity, pools.get(capacity.urn), rates)
+        if price is None or capacity.max_nodes is None:
+            what = capacity.instance_type or "its unpinned GPU types"
+            findings.append(
+                Finding(
+                    Undecided(
+                        f"{names.get(capacity.urn, capacity.urn)}: cannot price {what} (not in the GPU catalog); "
+                        "give its pool a usd_per_hour (hourlyRates) or use a catalogued type"
+                    ),
+                    capacity.urn,
+                )
+            )
+            continue
+        monthly = price * capacity.max_nodes * HOURS_PER_MONTH
+        most_by_source[capacity.urn] = max(most_by_source.get(capacity.urn, 0.0), monthly)
+    total = round(sum(most_by_source.values()), 2)
     if total > limit:
-        findings.append(Finding(f"GPU pools cost up to ${total:,.2f}/month at max size; the budget is ${limit:,.2f}"))
+        findings.append(
+            Finding(f"GPU capacity costs up to ${total:,.2f}/month at max size; the budget is ${limit:,.2f}")
+        )
     return findings
 
 
 GPU_COUNT_WITHIN_BUDGET = StackRule(
     name="aws-eks-nodegroup-limit-total-gpus",
-    description="All GPU node groups together, at max size, hold no more GPUs than the environment's budget.",
+    description="All GPU capacity together (node groups, launch templates, NodePools, Auto Scaling groups, "
+    "instances), at max size, holds no more GPUs than the environment's budget.",
     why="GPU quotas are scarce and a mistyped max_size can reserve a region's worth of H100s.",
     check=_gpu_count,
     config_properties={"maxGpus": {"type": "number", "description": "From modelplane:budget.max_gpus."}},
 )
 GPU_COST_WITHIN_BUDGET = StackRule(
     name="aws-eks-nodegroup-limit-monthly-gpu-cost",
-    description="All GPU node groups together, at max size for a month, cost no more than the environment's budget.",
+    description="All GPU capacity together, at max size for a month, costs no more than the environment's budget.",
     why="The worst-case bill is known and agreed before the autoscaler can run it up.",
     check=_gpu_cost,
     config_properties={

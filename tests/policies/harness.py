@@ -45,4 +45,10 @@ def violations(
 
 
 def messages(rule: Rule, resources: Sequence[PlannedResource], config: Mapping[str, Any] | None = None) -> list[str]:
-    return [report.message for report in violations(rule, resources, config)]
+    """The violations `rule` reports (not its advice on what it could not decide)."""
+    return [report.message for report in violations(rule, resources, config) if not report.advice]
+
+
+def advice(rule: Rule, resources: Sequence[PlannedResource], config: Mapping[str, Any] | None = None) -> list[str]:
+    """What `rule` says it could not decide, as the engine's advisory diagnostics carry it."""
+    return [report.message for report in violations(rule, resources, config) if report.advice]

@@ -5,7 +5,7 @@ from typing import Any
 from modelplane.components.gpu_nodes import CapacityType
 from modelplane.components.karpenter_pools import PoolKind, node_pool_manifest
 from modelplane.policies.rules import budget
-from tests.policies.harness import messages, resource
+from tests.policies.harness import advice, messages, resource
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 
@@ -111,18 +111,20 @@ def test_negotiated_rates_count_for_node_pools_by_their_pool_label() -> None:
     assert messages(budget.GPU_COST_WITHIN_BUDGET, pool, config) == []
 
 
-def test_node_pool_without_a_gpu_limit_fires() -> None:
+def test_node_pool_without_limits_fires() -> None:
     unbounded = karpenter_pool("infer", "g6.xlarge", 4)
-    del unbounded["inputs"]["spec"]["limits"]["nvidia.com/gpu"]
+    del unbounded["inputs"]["spec"]["limits"]
     (message,) = messages(budget.GPU_COUNT_WITHIN_BUDGET, [unbounded], {"maxGpus": 100})
-    assert "has no limits['nvidia.com/gpu']" in message
+    assert "spec.limits sets no nvidia.com/gpu" in message
 
 
-def test_node_pool_of_an_uncatalogued_type_fires() -> None:
+def test_node_pool_of_an_uncatalogued_type_is_counted_and_its_price_is_advice() -> None:
     pool = karpenter_pool("infer", "g6.xlarge", 1)
     pool["inputs"]["spec"]["template"]["spec"]["requirements"][0]["values"] = ["g4dn.xlarge"]
-    (message,) = messages(budget.GPU_COST_WITHIN_BUDGET, [pool], {"maxMonthlyGpuCostUsd": 1e6})
-    assert "['g4dn.xlarge'] not in the GPU catalog" in message
+    assert messages(budget.GPU_COST_WITHIN_BUDGET, [pool], {"maxMonthlyGpuCostUsd": 1e6}) == []
+    (said,) = advice(budget.GPU_COST_WITHIN_BUDGET, [pool], {"maxMonthlyGpuCostUsd": 1e6})
+    assert "cannot price g4dn.xlarge" in said
+    assert len(messages(budget.GPU_COUNT_WITHIN_BUDGET, [pool], {"maxGpus": 0.0})) == 1
 
 
 def test_node_pool_whose_limit_is_not_yet_known_is_not_counted() -> None:

@@ -1,14 +1,20 @@
-"""The pack as the engine sees it: started as its own process, asked over gRPC, as `pulumi up` would.
+"""The pack as the engine sees it: assembled on its own (`modelplane.policy_pack`), run from a virtualenv built
+from its requirements only, started the way the engine starts a Python pack (`python -u -m pulumi.policy ENGINE
+DIR`), and asked over gRPC, as `pulumi up` would.
 
-It must list every catalog rule, and analyze a resource exactly as the offline check does.
+It must list every catalog rule, analyze a resource exactly as the offline check does, and say as advice what it
+cannot decide.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,23 +23,62 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from modelplane.plan.policy_check import check_resources
 from modelplane.policies.rules.catalog import RULES
+from modelplane.policies.rules.gpu_pools import NVIDIA_AMI
 from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
-from modelplane.policy_config import POLICY_PACK_DIR
+from modelplane.policy_pack import PACK_VIRTUALENV, assemble
 from tests.policies.harness import resource
+from tests.policies.test_gpu_pools import custom_ami_group_in
 
 REPOSITORY = resource(
     "aws:ecr/repository:Repository",
     "repo",
-    {"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
+    {
+        "imageTagMutability": "MUTABLE",
+        "imageScanningConfiguration": {"scanOnPush": True},
+        "encryptionConfigurations": [{"encryptionType": "KMS"}],
+    },
 )
 
 
+def isolated_environment() -> dict[str, str]:
+    """The environment without anything that could reach this checkout's packages."""
+    kept = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    return {**kept, "PYTHONNOUSERSITE": "1"}
+
+
 @pytest.fixture(scope="module")
-def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+def pack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The assembled pack and a fresh virtualenv holding only its requirements."""
+    pack_dir = assemble(tmp_path_factory.mktemp("pack") / "modelplane-platform")
+    python = pack_dir / PACK_VIRTUALENV / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(python.parent.parent)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", "requirements.txt"],
+        cwd=pack_dir,
+        env=isolated_environment(),
+        check=True,
+    )
+    return pack_dir, python
+
+
+@pytest.mark.slow
+def test_the_packs_virtualenv_holds_nothing_of_the_project(pack: tuple[Path, Path]) -> None:
+    pack_dir, python = pack
+    probe = "import importlib.util as u; print(u.find_spec('pydantic'), u.find_spec('modelplane.config'))"
+    found = subprocess.run(
+        [str(python), "-c", probe], cwd=pack_dir, env=isolated_environment(), capture_output=True, text=True, check=True
+    )
+    assert found.stdout.split() == ["None", "None"]
+
+
+@contextmanager
+def serving(pack: tuple[Path, Path]) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+    pack_dir, python = pack
     process = subprocess.Popen(
-        [sys.executable, str(POLICY_PACK_DIR / "__main__.py")],
+        [str(python), "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(pack_dir)],
         stdout=subprocess.PIPE,
-        cwd=Path(POLICY_PACK_DIR),
+        cwd=pack_dir,
+        env=isolated_environment(),
     )
     try:
         assert process.stdout is not None
@@ -43,6 +88,12 @@ def analyzer() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def analyzer(pack: tuple[Path, Path]) -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+    with serving(pack) as stub:
+        yield stub
 
 
 @pytest.mark.slow
@@ -116,3 +167,29 @@ def test_the_pack_enforces_deployability_as_stack_rules(analyzer: analyzer_pb2_g
     assert engine == offline
     assert ("modelplane-stack-deployability-order", next(m for r, m in engine if r.endswith("order"))) in engine
     assert any("nowhere" in message for _, message in engine)
+
+
+def analyzer_resource(planned: dict[str, Any]) -> analyzer_pb2.AnalyzerResource:
+    properties = struct_pb2.Struct()
+    properties.update(planned["inputs"])
+    return analyzer_pb2.AnalyzerResource(
+        type=planned["type"], properties=properties, urn=planned["urn"], name=planned["name"]
+    )
+
+
+@pytest.mark.slow
+def test_what_a_mandatory_rule_cannot_decide_reaches_the_engine_as_advice(pack: tuple[Path, Path]) -> None:
+    stack = custom_ami_group_in("g6.xlarge", max_size=1.0)
+    with serving(pack) as stub:
+        stub.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={r.name: mandatory() for r in RULES}))
+        diagnostics = stub.AnalyzeStack(
+            analyzer_pb2.AnalyzeStackRequest(resources=[analyzer_resource(r) for r in stack])
+        ).diagnostics
+    (said,) = [d for d in diagnostics if d.policyName == NVIDIA_AMI.name]
+    assert said.enforcementLevel == analyzer_pb2.ADVISORY
+    assert "custom AMI" in said.message
+    assert all(d.enforcementLevel == analyzer_pb2.MANDATORY for d in diagnostics if d.policyName != NVIDIA_AMI.name)
+
+
+def mandatory() -> analyzer_pb2.PolicyConfig:
+    return analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.MANDATORY)
