@@ -20,6 +20,7 @@ from modelplane.components.bucket_policies import (
     fsx_linked_key_policy_json,
     tls_only_bucket_policy_json,
 )
+from modelplane.terms.names import S3_BUCKET_PREFIX_MAX
 
 COMPONENT_TYPE = "modelplane:storage:ArtifactStore"
 DEFAULT_CHECKPOINT_VERSION_DAYS = 30
@@ -28,8 +29,7 @@ LUSTRE_THROUGHPUTS_PER_TIB = (125, 250, 500, 1000)
 # Lustre clients reach the servers on 988 (LNet) and 1018-1023 (the servers' own connections).
 LUSTRE_PORT_RANGES: tuple[tuple[int, int], ...] = ((988, 988), (1018, 1023))
 S3_EVENTS = ["NEW", "CHANGED", "DELETED"]
-# AWS limits bucket_prefix to 37 characters (the provider appends a unique suffix).
-_MAX_BUCKET_PREFIX = 37
+_MAX_BUCKET_PREFIX = S3_BUCKET_PREFIX_MAX
 _BUCKET_PREFIX = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _IMPORT_PREFIX = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*/?$")
 

@@ -157,10 +157,16 @@ def karpenter_pool_problems(
             f"{at}.labels: {', '.join(restricted_labels)} in a domain Karpenter reserves "
             f"({', '.join(_RESTRICTED_LABEL_DOMAINS)}); use your own domain, e.g. 'example.com/team'"
         )
-    restricted_tags = sorted(key for key in tags or {} if _restricted_tag(key))
-    if restricted_tags:
-        problems.append(f"{at}.tags: {', '.join(restricted_tags)} set by Karpenter itself; remove them")
+    problems += node_class_tag_problems(f"{at}.tags", tags or {})
     return problems
+
+
+def node_class_tag_problems(at: str, tags: Mapping[str, str]) -> list[str]:
+    """Tags an EC2NodeClass refuses (Karpenter sets them on what it launches); `at` names the tags."""
+    restricted_tags = sorted(key for key in tags if _restricted_tag(key))
+    if restricted_tags:
+        return [f"{at}: {', '.join(restricted_tags)} set by Karpenter itself; remove them"]
+    return []
 
 
 def _requirement(key: str, *values: pulumi.Input[str]) -> dict[str, Any]:

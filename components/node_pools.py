@@ -23,12 +23,29 @@ from modelplane.components.gpu_nodes import (
     scaling_problems,
     uses_placement_group,
 )
+from modelplane.terms.aws import ec2_instance_types, instance_type_problems
 from modelplane.terms.gpu_catalog import gpu_instance_type
 from modelplane.terms.scheduling import POOL_LABEL, SYSTEM_POOL_NAME
 
 SYSTEM_INSTANCE_TYPE = "m7i.xlarge"
 """4 vCPUs and 16 GiB: the platform's controllers (Prometheus, Grafana, Karpenter, Kueue, Kubeflow Trainer) and
 CPU-only services, after a 2-vCPU system reserve; a 2-vCPU type would leave nothing to schedule."""
+
+SYSTEM_ARCHITECTURE = "x86_64"
+"""The system pool's AMI (SYSTEM_AMI_TYPE) runs on x86_64 instance types only."""
+
+
+def system_instance_type_problems(at: str, instance_type: str) -> list[str]:
+    """The system pool's instance type: one EC2 has, that its x86_64 AMI boots on."""
+    problems = instance_type_problems(at, instance_type)
+    known = ec2_instance_types().get(instance_type)
+    if known is not None and SYSTEM_ARCHITECTURE not in known.architectures:
+        problems.append(
+            f"{at}={instance_type!r}: an {'/'.join(known.architectures)} type; the system pool's AMI "
+            f"({SYSTEM_AMI_TYPE}) needs {SYSTEM_ARCHITECTURE}, e.g. {SYSTEM_INSTANCE_TYPE}"
+        )
+    return problems
+
 
 # Autoscalers own the desired size after creation; a later `up` must not reset it.
 _AUTOSCALED = ["scalingConfig.desiredSize"]

@@ -7,11 +7,18 @@ program) and from `stacks/Pulumi.ENV.yaml` (in the offline plan).
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from modelplane.components.alerting.custom_rules import CustomRuleError, parse_custom_rule
+from modelplane.components.alerting.rules import DEFAULT_RUNBOOK_BASE_URL, runbook_base_problems
 from modelplane.components.alertmanager_config import (
     DEFAULT_GROUP_BY,
     ROUTING_DEFAULTS,
@@ -41,11 +48,13 @@ from modelplane.components.gpu_nodes import (
     scaling_problems,
 )
 from modelplane.components.gpu_queues import GpuFlavor, TeamQueue, queue_problems
+from modelplane.components.karpenter_pools import node_class_tag_problems
 from modelplane.components.monitoring_stack import DEFAULT_RETENTION, DEFAULT_STORAGE_GIB, prometheus_problems
-from modelplane.components.node_pools import SYSTEM_INSTANCE_TYPE
+from modelplane.components.node_pools import SYSTEM_INSTANCE_TYPE, system_instance_type_problems
 from modelplane.components.subnet_plan import NatGateways, network_problems
+from modelplane.terms.aws import region_problems, tag_problems
 from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, monthly_cost_usd
-from modelplane.terms.names import check_pool_name, check_workload_name
+from modelplane.terms.names import PLATFORM_TAG_KEYS, check_environment_name, check_pool_name, check_workload_name
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.serving.spec import (
     Accelerator,
@@ -70,7 +79,7 @@ class ConfigError(Exception):
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NetworkConfig(StrictModel):
@@ -198,6 +207,9 @@ class MonitoringConfig(StrictModel):
     """Extra alerting rules (alert, expr, for, severity, summary, ...), checked by promtool in `plan`."""
     require_critical_receiver: bool = False
     """Fail validation unless some receiver takes `critical` alerts (always on in the `prod` environment)."""
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    """Where the runbooks are published: each shipped alert's `runbook_url` is `<base>/<Alert>.md`; default the
+    pages in this repository (docs/runbooks/)."""
 
     def routing(self) -> AlertRouting:
         """The alert routing as the monitoring stack takes it."""
@@ -329,18 +341,167 @@ def _value_at(raw: Any, loc: tuple[str | int, ...]) -> Any:
     return raw
 
 
+SHOWN_VALUE_MAX = 80
+"""A problem shows at most this much of a bad value (a 5,000-character tag is named, not printed)."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_MAX else f"{text[: SHOWN_VALUE_MAX - 3]}...({len(text)} characters)"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds directly, in a list, in a dict's values or as an optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation) if get_origin(annotation) is not None else ():
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model at `loc` (for a spelling hint); empty when `loc` is not in a model."""
+    model: type[BaseModel] | None = EnvironmentConfig
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, str):
+            field = model.model_fields.get(part)
+            model = _model_of(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _type_hint(kind: str, value: Any, leaf: str | int) -> str:
+    """How to write a value YAML read as the wrong type."""
+    if kind == "string_type" and isinstance(value, bool):
+        return f'; YAML reads unquoted true/false (and yes/no/on/off) as booleans: quote the text ({leaf}: "...")'
+    if kind == "string_type" and isinstance(value, float):
+        return (
+            f"; YAML read an unquoted number, dropping any trailing zero (1.30 reads as 1.3): quote the value as "
+            f'meant, e.g. {leaf}: "{value}0"'
+        )
+    if kind == "string_type" and isinstance(value, int):
+        return f'; YAML read an unquoted number: quote it ({leaf}: "{value}")'
+    if kind in ("int_type", "float_type") and isinstance(value, str) and _NUMBER.match(value):
+        return "; a number written as a string: remove the quotes"
+    if kind == "bool_type" and isinstance(value, str):
+        return "; write true or false, without quotes"
+    return ""
+
+
 def _schema_problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "missing":
-            problems.append(f"{_location(loc)}: required; set {CONFIG_NAMESPACE}:{loc[0]} in the stack config")
+            where = f"set {CONFIG_NAMESPACE}:{loc[0]} in the stack config" if len(loc) == 1 else "add it"
+            problems.append(f"{_location(loc)}: required; {where}")
         elif item["type"] == "extra_forbidden":
-            problems.append(f"{_location(loc)}: unknown key; remove it or fix its spelling")
+            close = difflib.get_close_matches(str(loc[-1]), _fields_at(loc[:-1]), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else "remove it or fix its spelling"
+            problems.append(f"{_location(loc)}: unknown key; {hint}")
         else:
-            problems.append(f"{_location(loc)}={_value_at(raw, loc)!r}: {message}")
+            value = _value_at(raw, loc)
+            hint = _type_hint(str(item["type"]), value, loc[-1] if loc else "")
+            problems.append(f"{_location(loc)}={_shown(value)}: {message}{hint}")
     return problems
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validate_model(model: type[Model], raw: Any) -> Model:
+    """`raw` (JSON-shaped, as Pulumi passes config) as `model`, strictly: a number written as a string, or a
+    string YAML read as a number, is a problem, never silently converted."""
+    return model.model_validate_json(json.dumps(raw, default=str), strict=True)
+
+
+def _unbuildable(name: str) -> ValueError:
+    return ValueError(f"{name}: no value for the semantic checks")
+
+
+def _best_effort(model: type[Model], raw: Any) -> Model:
+    """`raw` as `model`, keeping every field that validates, so the checks across fields and sections still run
+    while some fields are wrong: a nested model is rebuilt the same way, a wrong field takes its default, and a
+    wrong required text field keeps its text (checks on it are dropped: its own problem is reported).
+
+    Raises ValueError when a required field has no usable value.
+    """
+    if not isinstance(raw, dict):
+        raise _unbuildable(model.__name__)
+    values = {key: value for key, value in raw.items() if key in model.model_fields}
+    try:
+        return validate_model(model, values)
+    except ValidationError as exc:
+        bad = {str(item["loc"][0]) for item in exc.errors() if item["loc"]}
+        if any(not item["loc"] for item in exc.errors()):
+            raise _unbuildable(model.__name__) from None
+    substitutes: dict[str, Any] = {}
+    for name in bad & set(values):
+        field = model.model_fields[name]
+        nested = _model_of(field.annotation)
+        value = values.pop(name)
+        if nested is not None and isinstance(value, list) and get_origin(field.annotation) is list:
+            substitutes[name] = _best_effort_items(nested, value)
+        elif nested is not None and isinstance(value, dict) and _model_of(field.annotation) is field.annotation:
+            try:
+                substitutes[name] = _best_effort(nested, value)
+            except ValueError:
+                if field.is_required():
+                    raise
+        elif field.is_required():
+            if field.annotation is not str:
+                raise _unbuildable(f"{model.__name__}.{name}")
+            substitutes[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+    missing = {name for name, field in model.model_fields.items() if field.is_required() and name not in values}
+    lenient = create_model(  # type: ignore[call-overload]
+        f"BestEffort{model.__name__}", __base__=model, **{name: (Any, None) for name in missing}
+    )
+    try:
+        kept = validate_model(lenient, values)
+    except (ValidationError, TypeError, ValueError):
+        raise _unbuildable(model.__name__) from None
+    fields = {name: getattr(kept, name) for name in model.model_fields}
+    return model.model_construct(**{**fields, **substitutes})
+
+
+def _best_effort_items(model: type[Model], items: list[Any]) -> list[Model]:
+    """Each item rebuilt by `_best_effort`, up to the first that cannot be (later ones would change index)."""
+    built = []
+    for item in items:
+        try:
+            built.append(_best_effort(model, item))
+        except ValueError:
+            break
+    return built
+
+
+_PROBLEM_PATH = re.compile(r"^([A-Za-z_][\w.\[\]'\"-]*?)(?:=|: |\[')")
+
+
+def _problem_path(problem: str) -> str:
+    match = _PROBLEM_PATH.match(problem)
+    return match.group(1) if match else ""
+
+
+def _not_under(problems: list[str], reported: set[str]) -> list[str]:
+    """`problems` less those about a path whose value is already reported as wrong."""
+
+    def covered(path: str) -> bool:
+        """About a wrong value, inside one, or about what holds one (checked with a stand-in for it)."""
+        return any(
+            path == bad or path.startswith((f"{bad}.", f"{bad}[")) or bad.startswith((f"{path}.", f"{path}["))
+            for bad in reported
+            if path
+        )
+
+    return [problem for problem in problems if not covered(_problem_path(problem))]
 
 
 def _pool_problems(index: int, pool: GpuNodePoolConfig) -> list[str]:
@@ -371,6 +532,25 @@ def pool_max_monthly_cost(pool: GpuNodePoolConfig) -> float:
     return monthly_cost_usd(gpu_instance_type(pool.instance_type), pool.max_size, pool.usd_per_hour)
 
 
+def _identity_problems(env: EnvironmentConfig) -> list[str]:
+    """The environment's name, region and tags: what every AWS name and tag is built from."""
+    problems = []
+    try:
+        check_environment_name(env.name)
+    except ValueError as invalid:
+        problems.append(str(invalid))
+    if env.region:
+        problems += region_problems("aws:region", env.region)
+    problems += tag_problems("tags", env.tags)
+    problems += [
+        f"tags[{key!r}]: modelplane sets this tag on what it creates; use another key"
+        for key in env.tags
+        if key in PLATFORM_TAG_KEYS
+    ]
+    problems += node_class_tag_problems("tags", env.tags)
+    return problems
+
+
 def _infrastructure_problems(env: EnvironmentConfig) -> list[str]:
     """Network, cluster, system pool, storage and registries, each checked by the component that owns it."""
     cluster = env.cluster
@@ -386,6 +566,7 @@ def _infrastructure_problems(env: EnvironmentConfig) -> list[str]:
         admin_role_arns=cluster.admin_role_arns,
     )
     system = env.system_node_pool
+    problems += system_instance_type_problems("system_node_pool.instance_type", system.instance_type)
     problems += scaling_problems("system_node_pool", system.min_size, system.max_size, None)
     if env.storage.fsx is not None:
         fsx = env.storage.fsx
@@ -415,6 +596,7 @@ def _monitoring_problems(env: EnvironmentConfig) -> list[str]:
     a receiver for critical alerts."""
     monitoring = env.monitoring
     problems = prometheus_problems("monitoring", monitoring.prometheus_retention, monitoring.prometheus_storage_gib)
+    problems += runbook_base_problems("monitoring.runbook_base_url", monitoring.runbook_base_url)
     problems += routing_problems("monitoring", monitoring.routing())
     for index, receiver in enumerate(monitoring.receivers):
         if receiver.secret in SECTIONS:
@@ -438,15 +620,19 @@ def _monitoring_problems(env: EnvironmentConfig) -> list[str]:
 
 def _training_job_problems(env: EnvironmentConfig) -> list[str]:
     problems: list[str] = []
-    pools = {
-        pool.name: PoolCapacity(gpu_instance_type(pool.instance_type).gpus, pool.max_size)
-        for pool in env.gpu_node_pools
-    }
     job_names: set[str] = set()
     for index, job in enumerate(env.training_jobs):
         if job.name in job_names:
             problems.append(f"training_jobs[{index}].name={job.name!r}: already used; job names must be unique")
         job_names.add(job.name)
+        # A pool of unknown hardware (reported with the pool) is checked for its node count only.
+        pools = {
+            pool.name: PoolCapacity(
+                gpu_instance_type(pool.instance_type).gpus if pool_is_known(pool) else job.gpus_per_node,
+                pool.max_size,
+            )
+            for pool in env.gpu_node_pools
+        }
         problems.extend(job_problems(index, job, pools, env.registries.repositories))
     return problems
 
@@ -515,13 +701,15 @@ def environment_warnings(env: EnvironmentConfig) -> list[str]:
 def _budget_problems(env: EnvironmentConfig) -> list[str]:
     """The pools at their max size against the GPU and cost budgets."""
     problems = []
-    total_gpus = sum(pool_max_gpus(p) for p in env.gpu_node_pools)
+    # Pools of unknown hardware are reported with the pool; the known ones alone may already break the budget.
+    known_pools = [pool for pool in env.gpu_node_pools if pool_is_known(pool)]
+    total_gpus = sum(pool_max_gpus(p) for p in known_pools)
     if total_gpus > env.budget.max_gpus:
         problems.append(
             f"budget.max_gpus={env.budget.max_gpus}: the GPU pools reach {total_gpus} GPUs at max size; "
             "raise the budget or lower max_size"
         )
-    total_cost = round(sum(pool_max_monthly_cost(p) for p in env.gpu_node_pools), 2)
+    total_cost = round(sum(pool_max_monthly_cost(p) for p in known_pools), 2)
     if total_cost > env.budget.max_monthly_gpu_cost_usd:
         problems.append(
             f"budget.max_monthly_gpu_cost_usd={env.budget.max_monthly_gpu_cost_usd}: the GPU pools cost up to "
@@ -531,21 +719,30 @@ def _budget_problems(env: EnvironmentConfig) -> list[str]:
 
 
 def _environment_problems(env: EnvironmentConfig) -> list[str]:
-    pool_problems = _gpu_pool_problems(env)
-    problems = _infrastructure_problems(env) + pool_problems + _monitoring_problems(env)
-    if pool_problems:
-        # Workloads and budgets read the pools' hardware, which is unknown while a pool is invalid.
-        return problems
-    problems += _training_job_problems(env) + _inference_problems(env) + _team_problems(env) + _image_problems(env)
-    problems += _budget_problems(env)
-    return problems
+    """Every check of the parts of `env`, and across them; each check reads only what it needs, so a problem in
+    one part hides none in another."""
+    return (
+        _identity_problems(env)
+        + _infrastructure_problems(env)
+        + _gpu_pool_problems(env)
+        + _monitoring_problems(env)
+        + _training_job_problems(env)
+        + _inference_problems(env)
+        + _team_problems(env)
+        + _image_problems(env)
+        + _budget_problems(env)
+    )
 
 
 def _inference_problems(env: EnvironmentConfig) -> list[str]:
     problems: list[str] = []
     pools = {
-        pool.name: PoolHardware(gpu_instance_type(pool.instance_type), pool.max_size) for pool in env.gpu_node_pools
+        pool.name: PoolHardware(gpu_instance_type(pool.instance_type), pool.max_size)
+        for pool in env.gpu_node_pools
+        if pool_is_known(pool)
     }
+    # A pool of unknown hardware is reported with the pool; its services are checked for everything else.
+    unknown_hardware = {pool.name for pool in env.gpu_node_pools if not pool_is_known(pool)}
     # A TrainJob's JobSet owns a headless Service named after the job in the same namespace.
     job_names = {job.name for job in env.training_jobs}
     seen: dict[str, int] = {}
@@ -559,40 +756,64 @@ def _inference_problems(env: EnvironmentConfig) -> list[str]:
                 f"rename the service (e.g. '{service.name}-api') and keep model_name for the name clients use"
             )
         seen.setdefault(service.name, index)
-        problems.extend(service_problems(index, service, pools, env.registries.repositories))
+        found = service_problems(index, service, pools, env.registries.repositories)
+        if service.gpu_pool in unknown_hardware:
+            found = [p for p in found if not p.startswith(f"inference_services[{index}].gpu_pool=")]
+        problems.extend(found)
     return problems
 
 
-def _problems_of_valid_pools(raw_pools: Any) -> list[str]:
-    """Semantic problems of the pools that parse on their own, so one bad pool hides no other problem."""
-    if not isinstance(raw_pools, list):
-        return []
-    problems = []
-    for index, raw_pool in enumerate(raw_pools):
-        try:
-            pool = GpuNodePoolConfig.model_validate(raw_pool)
-        except ValidationError:
-            continue
-        problems.extend(_pool_problems(index, pool))
-    return problems
+UNCHECKED_BUDGET = BudgetConfig.model_construct(max_gpus=sys.maxsize, max_monthly_gpu_cost_usd=math.inf)
+"""Stands in for a budget that does not parse (reported as such): the pools are not checked against it."""
 
 
-def parse_environment(name: str, region: str | None, sections: dict[str, Any]) -> EnvironmentConfig:
+def _best_effort_environment(raw: dict[str, Any]) -> EnvironmentConfig | None:
+    """The environment as far as it parses (see `_best_effort`), for the checks across its parts."""
+    try:
+        budget = validate_model(BudgetConfig, raw.get("budget"))
+    except ValidationError:
+        budget = UNCHECKED_BUDGET
+    stand_in = {"max_gpus": 0, "max_monthly_gpu_cost_usd": 0}
+    try:
+        env = _best_effort(EnvironmentConfig, {**raw, "budget": stand_in})
+    except ValueError:
+        return None
+    return env.model_copy(update={"budget": budget})
+
+
+def referenced_secret_names(sections: dict[str, Any]) -> list[str]:
+    """The secret config keys the sections name (Grafana's password, each receiver's), read leniently: a stack
+    file's secrets are told apart from unknown keys even while its monitoring section has problems."""
+    monitoring = sections.get("monitoring")
+    monitoring = monitoring if isinstance(monitoring, dict) else {}
+    default = MonitoringConfig.model_fields["grafana_admin_password_secret"].default
+    names = [monitoring.get("grafana_admin_password_secret", default)]
+    receivers = monitoring.get("receivers")
+    names += [r.get("secret") for r in receivers if isinstance(r, dict)] if isinstance(receivers, list) else []
+    return [name for name in names if isinstance(name, str)]
+
+
+def parse_environment(
+    name: str, region: Any, sections: dict[str, Any], known_problems: Sequence[str] = ()
+) -> EnvironmentConfig:
     """Validate `sections` (the `modelplane:*` config keys, by section) into an EnvironmentConfig.
 
-    Raises ConfigError listing every problem found.
+    Raises ConfigError listing every problem found, after `known_problems` (those the caller found reading the
+    config). Checks across fields and sections run on every part that parses, so no problem hides another.
     """
     raw: dict[str, Any] = {"name": name, "region": region, **sections}
-    problems: list[str] = []
-    if not region:
+    problems = list(known_problems)
+    if region is None or region == "":
         problems.append("aws:region: required; set aws:region in the stack config (e.g. us-east-1)")
     try:
-        env = EnvironmentConfig.model_validate(raw)
+        env: EnvironmentConfig | None = validate_model(EnvironmentConfig, raw)
+        schema_problems: list[str] = []
     except ValidationError as exc:
-        problems.extend(p for p in _schema_problems(exc, raw) if not p.startswith("region"))
-        problems.extend(_problems_of_valid_pools(raw.get("gpu_node_pools")))
-        raise ConfigError(name, problems) from None
-    problems.extend(_environment_problems(env))
-    if problems:
+        schema_problems = [p for p in _schema_problems(exc, raw) if not p.startswith(("name", "region"))]
+        env = _best_effort_environment(raw)
+    problems += schema_problems
+    if env is not None:
+        problems += _not_under(_environment_problems(env), {_problem_path(p) for p in schema_problems})
+    if problems or env is None:
         raise ConfigError(name, problems)
     return env

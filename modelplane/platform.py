@@ -12,7 +12,7 @@ import pulumi_kubernetes as k8s
 from modelplane.components.alerting.custom_rules import custom_rule_group
 from modelplane.components.alerting.gpu_rules import gpu_rules
 from modelplane.components.alerting.platform_rules import platform_rules
-from modelplane.components.alerting.rules import RuleGroup
+from modelplane.components.alerting.rules import RuleGroup, with_runbook_base
 from modelplane.components.artifact_store import ArtifactStore, ArtifactStoreArgs
 from modelplane.components.block_storage import DEFAULT_STORAGE_CLASS, EncryptedBlockStorage
 from modelplane.components.container_image import ContainerImage, ContainerImageArgs
@@ -38,6 +38,7 @@ from modelplane.config import (
     GpuNodePoolConfig,
     built_image_tags,
 )
+from modelplane.terms.names import ENVIRONMENT_TAG, MANAGED_BY_TAG, artifact_bucket_prefix, cluster_name
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE
 from modelplane.workloads.serving.dashboard import inference_service_dashboard
 from modelplane.workloads.serving.service import InferenceService, InferenceServiceArgs
@@ -54,6 +55,7 @@ DATASETS_CLAIM = "datasets"
 def platform_rule_groups(env: EnvironmentConfig) -> list[RuleGroup]:
     """The alert rules every environment runs: GPU health, platform health, and the team's own."""
     groups = [gpu_rules(), platform_rules({pool.name: pool.max_size for pool in env.gpu_node_pools})]
+    groups = with_runbook_base(groups, env.monitoring.runbook_base_url)
     if env.monitoring.custom_alerts:
         groups.append(custom_rule_group(env.monitoring.custom_alerts))
     return groups
@@ -65,11 +67,11 @@ def workload_dashboards() -> list[dict[str, Any]]:
 
 
 def cluster_name_for(env: EnvironmentConfig) -> str:
-    return f"modelplane-{env.name}"
+    return cluster_name(env.name)
 
 
 def platform_tags(env: EnvironmentConfig) -> dict[str, str]:
-    return {"modelplane:environment": env.name, "managed-by": "modelplane", **env.tags}
+    return {ENVIRONMENT_TAG: env.name, MANAGED_BY_TAG: "modelplane", **env.tags}
 
 
 @dataclass
@@ -406,7 +408,7 @@ def deploy_artifacts(
     (its claim in the first team's namespace)."""
     first_private_subnet = network.private_subnet_ids.apply(lambda ids: ids[0])
     store_args: ArtifactStoreArgs = {
-        "bucket_prefix": f"modelplane-{env.name}-artifacts-",
+        "bucket_prefix": artifact_bucket_prefix(env.name),
         "checkpoint_version_days": env.storage.checkpoint_version_days,
         "force_destroy": env.storage.force_destroy,
         "tags": tags,
@@ -471,6 +473,7 @@ def deploy_training_jobs(platform: Platform) -> None:
             "efa": pool.efa,
             "namespace": team,
             "queue_name": scheduling.kueue.local_queue_names[team],
+            "runbook_base_url": env.monitoring.runbook_base_url,
         }
         depends_on: list[pulumi.Resource] = []
         if (built := platform.image_of(job.image)) is not None:
@@ -513,6 +516,7 @@ def deploy_inference_services(platform: Platform) -> None:
             "artifact_bucket_arn": platform.artifacts.bucket_arn,
             "artifact_kms_key_arn": platform.artifacts.kms_key_arn,
             "namespace": team,
+            "runbook_base_url": env.monitoring.runbook_base_url,
         }
         depends_on: list[pulumi.Resource] = [
             scheduling.team_namespaces[team],

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelplane.terms.names import artifact_bucket_prefix
 from modelplane.workloads import storage
 from modelplane.workloads.training.kubernetes import artifact_uri
 from modelplane.workloads.training.spec import TrainingJobSpec
@@ -93,7 +94,7 @@ def seed_jobs(
 
 def artifact_bucket_of(environment: str, s3: Any) -> str:
     """The environment's artifact bucket, found by the prefix the platform gives it (`modelplane-ENV-artifacts-`)."""
-    prefix = f"modelplane-{environment}-artifacts-"
+    prefix = artifact_bucket_prefix(environment)
     names = sorted(b["Name"] for b in s3.list_buckets().get("Buckets", []) if b["Name"].startswith(prefix))
     if not names:
         raise SeedError(

@@ -15,6 +15,8 @@ POOL_NAME_MAX = 32
 WORKLOAD_NAME_MAX = 40
 """A workload's name is the prefix of its Kubernetes objects (`<name>-inference-canary`, `<name>-trainer`),
 which must stay within 63 characters."""
+S3_BUCKET_PREFIX_MAX = 37
+"""AWS caps a bucket's name at 63 characters; the provider appends a 26-character unique suffix to a prefix."""
 
 _LOWERCASE_LABEL = "lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -66,3 +68,34 @@ def check_pool_name(value: str) -> str:
 def check_workload_name(value: str) -> str:
     """A training job's or inference service's name (see WORKLOAD_NAME_MAX)."""
     return check_named_label(value, WORKLOAD_NAME_MAX)
+
+
+def cluster_name(environment: str) -> str:
+    """The EKS cluster's name, which prefixes the environment's AWS and Kubernetes names."""
+    return f"modelplane-{environment}"
+
+
+def artifact_bucket_prefix(environment: str) -> str:
+    """The artifact bucket's name prefix: the longest AWS name built from the environment's name."""
+    return f"{cluster_name(environment)}-artifacts-"
+
+
+ENVIRONMENT_TAG = "modelplane:environment"
+MANAGED_BY_TAG = "managed-by"
+NAME_TAG = "Name"
+PLATFORM_TAG_KEYS = (ENVIRONMENT_TAG, MANAGED_BY_TAG, NAME_TAG)
+"""Tags modelplane sets on what it creates; an environment's own tags must not redefine them."""
+
+ENVIRONMENT_NAME_MAX = S3_BUCKET_PREFIX_MAX - len(artifact_bucket_prefix(""))
+"""An environment's (stack's) name sits in the artifact bucket's prefix, which S3_BUCKET_PREFIX_MAX caps."""
+
+
+def check_environment_name(value: str) -> str:
+    """An environment's name (the Pulumi stack's): it builds the cluster's, the bucket's and the tags' names."""
+    if not isinstance(value, str) or not _label_pattern(ENVIRONMENT_NAME_MAX, "[a-z]").match(value):
+        raise ValueError(
+            f"environment name {value!r}: must be at most {ENVIRONMENT_NAME_MAX} characters of {_LOWERCASE_LABEL} "
+            f"(it names the artifact bucket {artifact_bucket_prefix(str(value))!r}..., which S3 caps at "
+            f"{S3_BUCKET_PREFIX_MAX}); rename the stack file stacks/Pulumi.<name>.yaml"
+        )
+    return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -17,8 +17,9 @@ import yaml
 
 from modelplane.terms.names import check_kubernetes_name
 
-RUNBOOK_BASE_URL = "https://modelplane.dev/runbooks"
-"""Where runbooks are published: one page per alert, named after the alert."""
+DEFAULT_RUNBOOK_BASE_URL = "https://github.com/modelplane/modelplane/blob/main/docs/runbooks"
+"""The runbooks in this repository (`docs/runbooks/<Alert>.md`): one page per shipped alert, named after it.
+An environment publishes them elsewhere with `monitoring.runbook_base_url`."""
 
 ALERT_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 RECORD_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -118,8 +119,33 @@ def _check_labels(owner: str, labels: Mapping[str, str]) -> None:
             raise ValueError(f"{owner}: label {name!r} is set by the rule itself; remove it")
 
 
-def runbook_url(alert: str) -> str:
-    return f"{RUNBOOK_BASE_URL}/{alert}"
+def runbook_url(alert: str, base_url: str = DEFAULT_RUNBOOK_BASE_URL) -> str:
+    """The page of a shipped alert: `<base_url>/<Alert>.md`."""
+    return f"{base_url.rstrip('/')}/{alert}.md"
+
+
+def runbook_base_problems(at: str, base_url: str) -> list[str]:
+    """A base URL the alerts' links can be built on: http(s), no query or fragment to append a page to."""
+    if re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", base_url):
+        return []
+    return [f"{at}={base_url!r}: must be an http(s) URL the runbook pages sit under, e.g. {DEFAULT_RUNBOOK_BASE_URL!r}"]
+
+
+def with_runbook_base(groups: Sequence[RuleGroup], base_url: str) -> list[RuleGroup]:
+    """`groups` with every shipped alert's runbook link under `base_url`; links a rule set itself are kept."""
+    default_prefix = f"{DEFAULT_RUNBOOK_BASE_URL}/"
+    if base_url.rstrip("/") == DEFAULT_RUNBOOK_BASE_URL:
+        return list(groups)
+    moved = []
+    for group in groups:
+        rules = tuple(
+            replace(rule, runbook_url=f"{base_url.rstrip('/')}/{rule.runbook_url.removeprefix(default_prefix)}")
+            if isinstance(rule, AlertRule) and rule.runbook_url.startswith(default_prefix)
+            else rule
+            for rule in group.rules
+        )
+        moved.append(replace(group, rules=rules))
+    return moved
 
 
 def promql_number(value: float) -> str:

@@ -131,7 +131,7 @@ def test_every_builtin_alert_has_description_and_runbook() -> None:
     builtin = [group for name, groups in RULE_SETS.items() if name != "custom" for group in groups]
     for alert in (rule for group in builtin for rule in group.alerts):
         assert alert.description, alert.alert
-        assert alert.runbook_url.endswith(f"/{alert.alert}"), alert.alert
+        assert alert.runbook_url.endswith(f"/{alert.alert}.md"), alert.alert
 
 
 def _series_names(spec_name: str, spec: MetricSpec) -> set[str]:

@@ -60,7 +60,7 @@ def test_missing_stack_file_lists_environments(tmp_path: Path) -> None:
 def test_unknown_modelplane_key_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.x.yaml").write_text("config:\n  modelplane:gpu_pools: []\n")
     with pytest.raises(ConfigError, match="modelplane:gpu_pools: unknown config key"):
-        read_stack_file("x", tmp_path)
+        environment_from_stack_file(read_stack_file("x", tmp_path))
 
 
 def test_bad_yaml_is_a_config_error(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from modelplane.components.alerting.rules import DEFAULT_RUNBOOK_BASE_URL, with_runbook_base
 from modelplane.components.iam import InlinePolicy, pod_identity
 from modelplane.components.prometheus_rule import monitor, prometheus_rule
 from modelplane.terms.gpu_catalog import gpu_instance_type
@@ -53,6 +54,8 @@ class InferenceServiceArgs(TypedDict):
     """The GPU pool's instance type: required with accelerator gpu (checks the replica fits), absent with cpu."""
     namespace: NotRequired[str]
     """Namespace of the service's objects; default WORKLOAD_NAMESPACE ("ml")."""
+    runbook_base_url: NotRequired[str]
+    """Where the alerts' runbook pages are published; default the repository's docs/runbooks."""
 
 
 def _problems(spec: InferenceServiceSpec, args: InferenceServiceArgs) -> list[str]:
@@ -170,11 +173,12 @@ class InferenceService(pulumi.ComponentResource):
             opts=child,
         )
         objectives = spec.inference_objectives()
+        runbook_base = args.get("runbook_base_url", DEFAULT_RUNBOOK_BASE_URL)
         prometheus_rule(
             f"{name}-alerts",
             name=f"{spec.name}-inference",
             namespace=namespace,
-            groups=inference_rules(spec.name, objectives),
+            groups=with_runbook_base(inference_rules(spec.name, objectives), runbook_base),
             labels=labels,
             opts=child,
         )
@@ -183,7 +187,7 @@ class InferenceService(pulumi.ComponentResource):
                 f"{name}-canary-alerts",
                 name=f"{spec.name}-inference-canary",
                 namespace=namespace,
-                groups=inference_rules(spec.name, objectives, track=CANARY),
+                groups=with_runbook_base(inference_rules(spec.name, objectives, track=CANARY), runbook_base),
                 labels=labels,
                 opts=child,
             )

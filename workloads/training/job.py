@@ -9,6 +9,7 @@ from typing import Any, NotRequired, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from modelplane.components.alerting.rules import DEFAULT_RUNBOOK_BASE_URL, with_runbook_base
 from modelplane.components.gpu_queues import LOCAL_QUEUE_NAME
 from modelplane.components.iam import InlinePolicy, pod_identity
 from modelplane.components.prometheus_rule import ScrapeEndpoint, pod_monitor, prometheus_rule
@@ -52,6 +53,8 @@ class TrainingJobArgs(TypedDict):
     """The pool has EFA interfaces: request them and configure NCCL for them; default False."""
     namespace: NotRequired[str]
     """Namespace of the job's objects; default WORKLOAD_NAMESPACE ("ml")."""
+    runbook_base_url: NotRequired[str]
+    """Where the alerts' runbook pages are published; default the repository's docs/runbooks."""
     dataset_claim: NotRequired[str]
     """A claim in `namespace` on the platform's S3-linked Lustre file system; with `dataset_prefix`, a dataset under
     that prefix is read from the file system instead of S3."""
@@ -155,7 +158,10 @@ class TrainingJob(pulumi.ComponentResource):
             f"{name}-alerts",
             name=f"{spec.name}-training",
             namespace=namespace,
-            groups=[training_rules(spec.name, spec.alerts.thresholds(spec.restart_budget))],
+            groups=with_runbook_base(
+                [training_rules(spec.name, spec.alerts.thresholds(spec.restart_budget))],
+                args.get("runbook_base_url", DEFAULT_RUNBOOK_BASE_URL),
+            ),
             opts=child,
         )
         self.train_job_name = pulumi.Output.from_input(spec.name)
