@@ -18,9 +18,12 @@ def _secrets_encryption(_type: str, props: dict[str, Any], _config: Mapping[str,
         return []
     resources = dig(config, "resources")
     key = dig(config, "provider", "keyArn")
-    if (is_unknown(resources) or "secrets" in as_list(resources)) and key is not None:
-        return []
-    return ["encryptionConfig must encrypt 'secrets' with a KMS key (provider.keyArn)"]
+    # An empty keyArn ("") is a string but names no key.
+    if not (is_unknown(key) or (isinstance(key, str) and key.strip())):
+        return [f"encryptionConfig.provider.keyArn is {key!r}; encrypt 'secrets' with a KMS key (its ARN)"]
+    if not (is_unknown(resources) or "secrets" in as_list(resources)):
+        return [f"encryptionConfig.resources is {resources!r}; include 'secrets'"]
+    return []
 
 
 def _control_plane_logging(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:

@@ -1,20 +1,24 @@
 """S3 rules. In pulumi-aws 7 encryption, versioning, the public access block and the bucket policy are
-resources of their own, so these are stack rules: each bucket needs a companion resource that says so.
+resources of their own (a bucket's own `versioning`, `serverSideEncryptionConfiguration` and `policy` inputs are
+deprecated but still valid, and count), so these are stack rules: each bucket needs a companion resource that says so.
 
-A companion names its bucket in its `bucket` input, which during preview is often not yet known
-(the bucket's name is an output). It is matched to its bucket by the engine's property dependency
-on `bucket`, else by a known name, else by its one Bucket dependency. A companion that cannot be
-matched makes the rule hold back: a bucket is not reported while an unmatched companion may be its.
+A companion names its bucket in its `bucket` input, which during preview is often not yet known (the bucket's
+name is an output). It is matched to its bucket by a known name the bucket also has, else by the buckets it
+depends on (the engine's property dependency on `bucket`, else its dependencies; a component's buckets count).
+A companion with a known name and no bucket of the stack among its dependencies configures a bucket outside
+the stack and is left alone. One that could be several buckets holds only those back, one whose bucket is not yet
+known and depends on no bucket holds every bucket back; both say so, as advice.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from modelplane.policies.rules.props import as_dict, as_list, dig, is_true, is_unknown
-from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule
+from modelplane.policies.rules.policy_documents import Statement, names_anyone, positive_conditions, statements, strings
+from modelplane.policies.rules.props import dig, is_true, is_unknown
+from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule, Undecided, children_of
 
 BUCKET_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
 ENCRYPTION_TYPES = frozenset(
@@ -31,47 +35,106 @@ POLICY_TYPES = frozenset({"aws:s3/bucketPolicy:BucketPolicy"})
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 PUBLIC_ACCESS_FLAGS = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 
-Verdict = Callable[[dict[str, Any]], str | None]
-"""A companion's props -> why it falls short, None when it satisfies the rule (or its content is not yet known)."""
+Verdict = Callable[[Any], str | None]
+"""A companion's props (or a bucket's own setting) -> why it falls short (an `Undecided` one when it cannot tell),
+None when it satisfies the rule or its content is not yet known."""
 
 
-def _bucket_of(companion: StackResource, buckets: dict[str, StackResource]) -> str | None:
-    for urn in companion.property_dependencies.get("bucket", ()):
+@dataclass(frozen=True)
+class Companion:
+    """What one rule asks of every bucket: a companion resource of `types`, or the bucket's own `inline` input."""
+
+    types: frozenset[str]
+    missing: str
+    verdict: Verdict
+    inline: tuple[str, Verdict] | None = None
+    """The bucket's own input that says the same (deprecated in pulumi-aws 7), and how to judge its value."""
+
+
+def _buckets_behind(
+    urns: tuple[str, ...], buckets: dict[str, StackResource], resources: list[StackResource]
+) -> set[str]:
+    """The buckets among `urns`, and the buckets inside the components among them."""
+    found = set()
+    for urn in urns:
         if urn in buckets:
-            return urn
+            found.add(urn)
+        else:
+            found |= {child.urn for child in children_of(urn, resources) if child.urn in buckets}
+    return found
+
+
+def _bucket_of(
+    companion: StackResource, buckets: dict[str, StackResource], resources: list[StackResource]
+) -> str | set[str] | None:
+    """The companion's bucket; the buckets it may be (an empty set: any) when it cannot tell; None: not the stack's."""
     name = companion.props.get("bucket")
     if isinstance(name, str):
-        for urn, bucket in buckets.items():
-            if name in (bucket.props.get("bucket"), bucket.props.get("id")):
-                return urn
-    depended = [urn for urn in companion.dependencies if urn in buckets]
-    return depended[0] if len(depended) == 1 else None
+        named = [urn for urn, bucket in buckets.items() if name in (bucket.props.get("bucket"), bucket.props.get("id"))]
+        if len(named) == 1:
+            return named[0]
+    depended = companion.property_dependencies.get("bucket") or companion.dependencies
+    candidates = _buckets_behind(tuple(depended), buckets, resources)
+    if len(candidates) > 1 and isinstance(name, str):
+        # A generated name starts with its bucket's prefix.
+        candidates = {
+            urn
+            for urn in candidates
+            if isinstance(prefix := buckets[urn].props.get("bucketPrefix"), str) and name.startswith(prefix)
+        } or candidates
+    if len(candidates) == 1:
+        return candidates.pop()
+    if not candidates and isinstance(name, str):
+        return None
+    return candidates
 
 
-def _companion_findings(
-    resources: list[StackResource], companion_types: frozenset[str], missing: str, verdict: Verdict
-) -> list[Finding]:
+def _about(bucket: str, problem: str) -> str:
+    message = f"bucket {bucket!r}: {problem}"
+    return Undecided(message) if isinstance(problem, Undecided) else message
+
+
+def _unmatched(companion: StackResource, candidates: set[str], buckets: dict[str, StackResource]) -> Finding:
+    kind = companion.type.rsplit(":", 1)[-1]
+    if candidates:
+        names = sorted(buckets[urn].name for urn in candidates)
+        detail = f"it depends on buckets {names}, which are not checked for it"
+    else:
+        detail = "its bucket is not yet known and it depends on no bucket of the stack; no bucket is checked for it"
+    return Finding(
+        Undecided(f"{kind} {companion.name!r}: cannot tell which bucket it configures ({detail})"), companion.urn
+    )
+
+
+def _companion_findings(resources: list[StackResource], rule: Companion) -> list[Finding]:
     buckets = {r.urn: r for r in resources if r.type in BUCKET_TYPES}
-    satisfied: set[str] = set()
+    covered: set[str] = set()
     findings: list[Finding] = []
-    unmatched = False
-    for companion in (r for r in resources if r.type in companion_types):
-        bucket = _bucket_of(companion, buckets)
-        if bucket is None:
-            unmatched = True
+    if rule.inline is not None:
+        field, inline_verdict = rule.inline
+        for urn, bucket in buckets.items():
+            if bucket.props.get(field) is None:
+                continue
+            covered.add(urn)
+            problem = inline_verdict(bucket.props[field])
+            if problem is not None:
+                findings.append(Finding(_about(bucket.name, f"{field}: {problem}"), urn))
+    for companion in (r for r in resources if r.type in rule.types):
+        match = _bucket_of(companion, buckets, resources)
+        if match is None:
             continue
-        problem = verdict(companion.props)
-        if problem is None:
-            satisfied.add(bucket)
-        else:
-            findings.append(Finding(f"bucket {buckets[bucket].name!r}: {problem}", companion.urn))
-            satisfied.add(bucket)
-    if not unmatched:
-        findings += [
-            Finding(f"bucket {bucket.name!r}: {missing}", urn)
-            for urn, bucket in buckets.items()
-            if urn not in satisfied
-        ]
+        if isinstance(match, set):
+            # A bucket it may configure is not reported missing the companion; an unknown one may be any bucket.
+            covered |= match or set(buckets)
+            findings.append(_unmatched(companion, match, buckets))
+            continue
+        covered.add(match)
+        problem = rule.verdict(companion.props)
+        if problem is not None:
+            findings.append(Finding(_about(buckets[match].name, problem), companion.urn))
+    findings += [
+        Finding(f"bucket {bucket.name!r}: {rule.missing}", urn) for urn, bucket in buckets.items() if urn not in covered
+    ]
     return findings
 
 
@@ -79,11 +142,15 @@ def _encryption_verdict(props: dict[str, Any]) -> str | None:
     rules = props.get("rules")
     if is_unknown(rules):
         return None
-    for rule in as_list(rules):
+    for rule in rules if isinstance(rules, list) else [rules]:
         algorithm = dig(rule, "applyServerSideEncryptionByDefault", "sseAlgorithm")
         if is_unknown(algorithm) or algorithm in KMS_ALGORITHMS:
             return None
     return f"default encryption is not SSE-KMS ({', '.join(KMS_ALGORITHMS)}); set sseAlgorithm 'aws:kms' with a KMS key"
+
+
+def _inline_encryption_verdict(setting: Any) -> str | None:
+    return _encryption_verdict({"rules": dig(setting, "rule")})
 
 
 def _versioning_verdict(props: dict[str, Any]) -> str | None:
@@ -91,6 +158,13 @@ def _versioning_verdict(props: dict[str, Any]) -> str | None:
     if is_unknown(status) or status == "Enabled":
         return None
     return f"versioning status is {status!r}; set versioningConfiguration.status 'Enabled'"
+
+
+def _inline_versioning_verdict(setting: Any) -> str | None:
+    enabled = dig(setting, "enabled")
+    if is_unknown(enabled) or is_true(enabled):
+        return None
+    return f"enabled is {enabled!r}; set it true (or use a BucketVersioning with status 'Enabled')"
 
 
 def _public_access_verdict(props: dict[str, Any]) -> str | None:
@@ -102,37 +176,38 @@ def _public_access_verdict(props: dict[str, Any]) -> str | None:
     return f"public access block leaves {', '.join(open_flags)} off; set all four to true"
 
 
-def _denies_insecure_transport(statement: dict[str, Any]) -> bool:
-    actions = statement.get("Action")
-    actions = actions if isinstance(actions, list) else [actions]
-    principal = statement.get("Principal")
-    condition = dig(statement, "Condition", "Bool", "aws:SecureTransport")
+def _denies_insecure_transport(statement: Statement) -> bool:
+    """Deny of s3:* (or *) to every principal whenever aws:SecureTransport is false, and on no other condition."""
+    conditions = positive_conditions(statement)
+    actions = [action.lower() for action in strings(statement.body.get("Action"))]
+    secure_transport = [value.lower() for value in conditions.get("aws:securetransport", [])]
     return (
-        statement.get("Effect") == "Deny"
-        and (principal == "*" or as_dict(principal).get("AWS") == "*")
+        statement.denies
+        and names_anyone(statement.body.get("Principal"))
         and any(action in ("*", "s3:*") for action in actions)
-        and str(condition).lower() == "false"
+        and set(conditions) == {"aws:securetransport"}
+        and set(secure_transport) == {"false"}
     )
 
 
 def _tls_verdict(props: dict[str, Any]) -> str | None:
-    document = props.get("policy")
-    if is_unknown(document):
+    found = statements(props.get("policy"))
+    if found is None:
         return None
-    try:
-        policy = json.loads(document) if isinstance(document, str) else as_dict(document)
-    except json.JSONDecodeError:
-        return "bucket policy is not valid JSON"
-    statements = policy.get("Statement")
-    statements = statements if isinstance(statements, list) else [statements]
-    if any(_denies_insecure_transport(as_dict(s)) for s in statements):
+    if isinstance(found, Undecided):
+        return found
+    if any(_denies_insecure_transport(statement) for statement in found):
         return None
     return "bucket policy does not deny s3:* to every principal when aws:SecureTransport is false"
 
 
-def _stack_rule(companion_types: frozenset[str], missing: str, verdict: Verdict) -> Callable[..., list[Finding]]:
+def _inline_tls_verdict(policy: Any) -> str | None:
+    return _tls_verdict({"policy": policy})
+
+
+def _stack_rule(rule: Companion) -> Callable[..., list[Finding]]:
     def check(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
-        return _companion_findings(resources, companion_types, missing, verdict)
+        return _companion_findings(resources, rule)
 
     return check
 
@@ -143,23 +218,37 @@ S3_ENCRYPTED = StackRule(
     why="Checkpoints, datasets and models are the platform's most valuable data; KMS keys add key policies and "
     "CloudTrail records of every decrypt.",
     check=_stack_rule(
-        ENCRYPTION_TYPES, "no BucketServerSideEncryptionConfiguration; add one with SSE-KMS", _encryption_verdict
+        Companion(
+            ENCRYPTION_TYPES,
+            "no BucketServerSideEncryptionConfiguration; add one with SSE-KMS",
+            _encryption_verdict,
+            ("serverSideEncryptionConfiguration", _inline_encryption_verdict),
+        )
     ),
 )
 S3_VERSIONED = StackRule(
     name="aws-s3-bucket-enable-versioning",
     description="Every S3 bucket has versioning enabled.",
     why="An overwritten or deleted checkpoint can be recovered; lifecycle rules expire old versions.",
-    check=_stack_rule(VERSIONING_TYPES, "no BucketVersioning; add one with status 'Enabled'", _versioning_verdict),
+    check=_stack_rule(
+        Companion(
+            VERSIONING_TYPES,
+            "no BucketVersioning; add one with status 'Enabled'",
+            _versioning_verdict,
+            ("versioning", _inline_versioning_verdict),
+        )
+    ),
 )
 S3_PUBLIC_ACCESS_BLOCKED = StackRule(
     name="aws-s3-bucket-disallow-public-access",
     description="Every S3 bucket has a public access block with all four settings on.",
     why="One mistaken ACL or policy must not publish training data or model weights.",
     check=_stack_rule(
-        PUBLIC_ACCESS_BLOCK_TYPES,
-        "no BucketPublicAccessBlock; add one with all four settings true",
-        _public_access_verdict,
+        Companion(
+            PUBLIC_ACCESS_BLOCK_TYPES,
+            "no BucketPublicAccessBlock; add one with all four settings true",
+            _public_access_verdict,
+        )
     ),
 )
 S3_TLS_ONLY = StackRule(
@@ -167,7 +256,12 @@ S3_TLS_ONLY = StackRule(
     description="Every S3 bucket's policy denies requests not made over TLS.",
     why="Credentials and data must not cross the network in clear text, even inside the VPC.",
     check=_stack_rule(
-        POLICY_TYPES, "no BucketPolicy; add one denying s3:* when aws:SecureTransport is false", _tls_verdict
+        Companion(
+            POLICY_TYPES,
+            "no BucketPolicy; add one denying s3:* when aws:SecureTransport is false",
+            _tls_verdict,
+            ("policy", _inline_tls_verdict),
+        )
     ),
 )
 

@@ -11,7 +11,11 @@ from tests.policies.harness import messages, resource
 
 REPOSITORY = "aws:ecr/repository:Repository"
 CLUSTER = "aws:eks/cluster:Cluster"
-GOOD_REPOSITORY = {"imageScanningConfiguration": {"scanOnPush": True}, "imageTagMutability": "IMMUTABLE"}
+GOOD_REPOSITORY = {
+    "imageScanningConfiguration": {"scanOnPush": True},
+    "imageTagMutability": "IMMUTABLE",
+    "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": "arn:aws:kms:us-east-1:1:key/k"}],
+}
 GOOD_CLUSTER = {
     "encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": "arn:aws:kms:us-east-1:1:key/k"}},
     "enabledClusterLogTypes": list(cluster.CONTROL_PLANE_LOG_TYPES),
@@ -21,7 +25,29 @@ GOOD_CLUSTER = {
 CASES: list[tuple[ResourceRule, str, dict[str, Any], dict[str, Any]]] = [
     (registry.ECR_SCAN_ON_PUSH, REPOSITORY, GOOD_REPOSITORY, {**GOOD_REPOSITORY, "imageScanningConfiguration": {}}),
     (registry.ECR_IMMUTABLE_TAGS, REPOSITORY, GOOD_REPOSITORY, {**GOOD_REPOSITORY, "imageTagMutability": "MUTABLE"}),
+    (registry.ECR_KMS_ENCRYPTION, REPOSITORY, GOOD_REPOSITORY, {**GOOD_REPOSITORY, "encryptionConfigurations": None}),
+    (
+        registry.ECR_KMS_ENCRYPTION,
+        REPOSITORY,
+        GOOD_REPOSITORY,
+        {**GOOD_REPOSITORY, "encryptionConfigurations": [{"encryptionType": "AES256"}]},
+    ),
     (cluster.EKS_SECRETS_ENCRYPTION, CLUSTER, GOOD_CLUSTER, {**GOOD_CLUSTER, "encryptionConfig": None}),
+    (
+        cluster.EKS_SECRETS_ENCRYPTION,
+        CLUSTER,
+        GOOD_CLUSTER,
+        {**GOOD_CLUSTER, "encryptionConfig": {"resources": ["secrets"], "provider": {"keyArn": ""}}},
+    ),
+    (
+        cluster.EKS_SECRETS_ENCRYPTION,
+        CLUSTER,
+        GOOD_CLUSTER,
+        {
+            **GOOD_CLUSTER,
+            "encryptionConfig": {"resources": [], "provider": {"keyArn": "arn:aws:kms:us-east-1:1:key/k"}},
+        },
+    ),
     (cluster.EKS_CONTROL_PLANE_LOGGING, CLUSTER, GOOD_CLUSTER, {**GOOD_CLUSTER, "enabledClusterLogTypes": ["api"]}),
     (
         cluster.EKS_PRIVATE_ENDPOINT,
@@ -32,7 +58,7 @@ CASES: list[tuple[ResourceRule, str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "type_", "good", "bad"), CASES, ids=[c[0].name for c in CASES])
+@pytest.mark.parametrize(("rule", "type_", "good", "bad"), CASES, ids=[f"{c[0].name}-{i}" for i, c in enumerate(CASES)])
 def test_rule_passes_the_good_resource_and_fires_on_the_bad(
     rule: ResourceRule, type_: str, good: dict[str, Any], bad: dict[str, Any]
 ) -> None:
