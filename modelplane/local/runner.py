@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,8 @@ from modelplane.workloads.training.spec import TrainingJobSpec
 
 STATE_FILE = "state.json"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = "up.lock"
+HELD_OUT_SHOWN = 5
 SCHEDULING_NOTE = (
     "teams, GPU queues (Kueue), priorities and Karpenter's node pools are cluster features and no-ops here: "
     "every workload runs at once, as a process on this machine"
@@ -38,6 +43,13 @@ READY_SECONDS = 120.0
 
 class LocalError(RuntimeError):
     pass
+
+
+class AlreadyRunning(LocalError):
+    """Another `up local` runs, or its processes do: refused before anything is started or stopped."""
+
+
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -63,6 +75,12 @@ class Summary:
     prometheus_url: str = ""
     alertmanager_url: str = ""
     scheduling: str = SCHEDULING_NOTE
+    infer_urls: dict[str, str] = field(default_factory=dict)
+    """Per service: the full URL of its model's inference endpoint (POST, Open Inference Protocol v2)."""
+    predictions: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    """Per service: a few held-out examples of its model's dataset, their label and the service's answer."""
+    evaluation_notes: dict[str, str] = field(default_factory=dict)
+    """Per training job: what its accuracy measures."""
 
 
 def _scaled(spec: Any, overrides: dict[str, Any]) -> Any:
@@ -91,6 +109,36 @@ def running_processes(state_dir: Path) -> list[ManagedProcess]:
     return [p for p in state.processes if is_alive(p.pid)] if state else []
 
 
+def refuse_if_running(state_dir: Path) -> None:
+    already = running_processes(state_dir)
+    if already:
+        names = ", ".join(f"{p.name} (pid {p.pid})" for p in already)
+        raise AlreadyRunning(
+            f"the local environment is already running: {names}; it was left running: "
+            "`modelplane status local` shows it, `modelplane down local` stops it"
+        )
+
+
+@contextmanager
+def exclusive(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory for one `up`: a second one, started meanwhile or later, is refused and touches
+    nothing (the lock goes with this process; the running check covers processes a finished `up` left)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with (state_dir / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                "another `modelplane up local` is starting the local environment; it was left running: "
+                "wait for its summary, or `modelplane status local`"
+            ) from None
+        try:
+            refuse_if_running(state_dir)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _rule_groups(plan: LocalPlan) -> dict[str, Sequence[RuleGroup]]:
     groups: dict[str, Sequence[RuleGroup]] = {}
     for job in plan.jobs:
@@ -100,7 +148,63 @@ def _rule_groups(plan: LocalPlan) -> dict[str, Sequence[RuleGroup]]:
     return groups
 
 
-def _train(plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_port: int) -> None:
+def training_progress(line: str) -> str | None:
+    """What of one trainer log line (JSON) belongs on the console: rank 0's own messages, and any error."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("message"), str):
+        return None
+    message = record["message"].splitlines()[0] if record["message"] else ""
+    if record.get("level") in ("ERROR", "CRITICAL"):
+        return f"rank {record.get('rank', '?')}: {message}"
+    logger = str(record.get("logger", ""))
+    ours = logger.startswith("modelplane.") or logger == "__main__"
+    if record.get("level") == "INFO" and record.get("rank", 0) == 0 and ours and not message.startswith("metrics "):
+        return message
+    return None
+
+
+class LogFollower:
+    """Reads the lines a log file gained since the last call (a process appends to it as it runs)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self.offset)
+                data = log.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+
+def _wait_reporting(
+    process: ManagedProcess, follower: LogFollower, timeout_seconds: float, job: str, progress: Progress
+) -> int | None:
+    """Wait for the trainer, printing its progress lines as they come; its exit code, or None at the timeout."""
+    deadline = time.monotonic() + timeout_seconds
+    exit_code: int | None = None
+    while time.monotonic() < deadline:
+        exit_code = wait_for(process, 1.0)
+        for line in follower.new_lines():
+            if (shown := training_progress(line)) is not None:
+                progress(f"{job}: {shown}")
+        if exit_code is not None:
+            return exit_code
+    return None
+
+
+def _train(
+    plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_port: int, progress: Progress = print
+) -> None:
     config_path = plan.state_dir / "config" / f"{job.name}-deepspeed.json"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(ds_config_for(job.deepspeed, plan.settings.training.processes), indent=2))
@@ -116,10 +220,12 @@ def _train(plan: LocalPlan, job: TrainingJobSpec, state: LocalState, metrics_por
         "--work-dir", str(plan.state_dir / "work" / job.name),
     ]  # fmt: skip
     env = {"OMP_NUM_THREADS": "1", "DS_ACCELERATOR": "cpu", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    process = start(f"train-{job.name}", command, plan.state_dir / "logs" / f"train-{job.name}.log", env, metrics_port)
+    log = plan.state_dir / "logs" / f"train-{job.name}.log"
+    follower = LogFollower(log)
+    process = start(f"train-{job.name}", command, log, env, metrics_port)
     state.processes.append(process)
     state.save(plan.state_dir / STATE_FILE)
-    exit_code = wait_for(process, plan.settings.training.timeout_minutes * 60)
+    exit_code = _wait_reporting(process, follower, plan.settings.training.timeout_minutes * 60, job.name, progress)
     if exit_code is None:
         stop(process)
         raise LocalError(
@@ -140,10 +246,7 @@ def _scraped_once(prometheus_url: str, job: str) -> bool:
 
 def up(plan: LocalPlan, progress: Any = print) -> Summary:
     """Seed, monitor, train, serve, warm up; returns the summary. Processes keep running until `down`."""
-    already = running_processes(plan.state_dir)
-    if already:
-        names = ", ".join(f"{p.name} (pid {p.pid})" for p in already)
-        raise LocalError(f"the local environment is already running: {names}; see `modelplane status local`")
+    refuse_if_running(plan.state_dir)
     state = LocalState(details={"artifact_root": plan.artifact_root})
     plan.state_dir.mkdir(parents=True, exist_ok=True)
     state.save(plan.state_dir / STATE_FILE)
@@ -183,21 +286,26 @@ def up(plan: LocalPlan, progress: Any = print) -> Summary:
 
     for job in plan.jobs:
         progress(f"training {job.name}: {plan.settings.training.processes} processes, log {plan.state_dir}/logs")
-        _train(plan, job, state, metrics_ports[job.name])
+        _train(plan, job, state, metrics_ports[job.name], progress)
         manifest = ModelManifest.from_json(
             storage.read_text(storage.join(artifact_uri(job.model_output, plan.artifact_root), "modelplane.json"))
         )
         summary.models[job.name] = {"labels": manifest.labels, **manifest.metrics}
+        summary.evaluation_notes[job.name] = evaluation_note(plan, job)
 
     for service in plan.services:
         url = _serve(plan, service, state, service_ports[service.name])
         summary.service_urls[service.name] = url
+        summary.infer_urls[service.name] = f"{url}/v2/models/{service.served_model_name}/infer"
         summary.latency[service.name] = warm_up(
             url,
             service.served_model_name,
             plan.settings.serving.warmup_requests,
             plan.settings.serving.warmup_concurrency,
         )
+        source = serving_job(plan, service)
+        if source is not None:
+            summary.predictions[service.name] = held_out_predictions(plan, source, url, service.served_model_name)
 
     _wait_for_scrapes(summary, [t.job for t in targets])
     summary.targets = monitoring.target_health(summary.prometheus_url)
@@ -208,6 +316,82 @@ def up(plan: LocalPlan, progress: Any = print) -> Summary:
     state.save(plan.state_dir / STATE_FILE)
     write_summary(plan.state_dir / SUMMARY_FILE, summary, state)
     return summary
+
+
+def trainer_default(name: str) -> Any:
+    """A default of the trainer's config (the local run passes no flag for it), read from its one owner."""
+    from modelplane.workloads.training.trainer.config import TrainerConfig
+
+    return next(f.default for f in fields(TrainerConfig) if f.name == name)
+
+
+def serving_job(plan: LocalPlan, service: InferenceServiceSpec) -> TrainingJobSpec | None:
+    """The training job whose exported model `service` serves, if one of the plan's does."""
+    target = artifact_uri(service.model, plan.artifact_root)
+    return next((job for job in plan.jobs if artifact_uri(job.model_output, plan.artifact_root) == target), None)
+
+
+def held_out_rows(plan: LocalPlan, job: TrainingJobSpec) -> list[dict[str, str]]:
+    """The rows the trainer held out of `job`'s dataset for evaluation: the same split, by the same seed."""
+    from modelplane.workloads.training.trainer.data import read_examples, split_train_eval
+
+    dataset = artifact_uri(job.dataset, plan.artifact_root)
+    copy = plan.state_dir / "work" / "held-out" / Path(job.dataset).name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(storage.read_text(dataset), encoding="utf-8")
+    _, held_out = split_train_eval(read_examples(copy), trainer_default("eval_fraction"), trainer_default("seed"))
+    return [{"text": example.text, "label": example.label} for example in held_out]
+
+
+def is_synthetic(plan: LocalPlan, job: TrainingJobSpec) -> bool:
+    """Whether `job`'s dataset is the generated example set (what `up local` seeds when none is there)."""
+    from modelplane.seeding import SYNTHETIC_SEED
+    from modelplane.workloads.training.synthetic import jsonl_text, synthetic_rows
+
+    generated = jsonl_text(synthetic_rows(plan.settings.training.synthetic_rows, seed=SYNTHETIC_SEED))
+    return storage.read_text(artifact_uri(job.dataset, plan.artifact_root)) == generated
+
+
+def evaluation_note(plan: LocalPlan, job: TrainingJobSpec) -> str:
+    """What `job`'s accuracy measures, in one line."""
+    held_out = len(held_out_rows(plan, job))
+    fraction = trainer_default("eval_fraction")
+    note = f"accuracy: the share of the {held_out} held-out rows ({fraction:.0%} of {job.dataset}) labelled right"
+    if is_synthetic(plan, job):
+        note += (
+            "; the dataset is SYNTHETIC (templated sentences), so a high score shows training and serving work, "
+            "not that the model reads real news"
+        )
+    return note
+
+
+def held_out_predictions(
+    plan: LocalPlan, job: TrainingJobSpec, url: str, model: str, count: int = HELD_OUT_SHOWN
+) -> list[dict[str, str]]:
+    """A few held-out rows, their label and what the running service answers for them (one batch request)."""
+    rows = held_out_rows(plan, job)[:count]
+    if not rows:
+        return []
+    texts = [row["text"] for row in rows]
+    body = {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}]}
+    request = urllib.request.Request(
+        f"{url}/v2/models/{model}/infer", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            outputs = json.loads(response.read())["outputs"]
+        labels = next(output["data"] for output in outputs if output["name"] == "label")
+    except (OSError, ValueError, KeyError, StopIteration) as error:
+        labels = [f"(no answer: {error})"] * len(rows)
+    return [{**row, "predicted": str(label)} for row, label in zip(rows, labels, strict=False)]
+
+
+def infer_curl(
+    url: str, model: str, text: str = "Acme Corp shares jump after quarterly revenue beats expectations"
+) -> str:
+    """An example request to a local service, as a command to paste (Open Inference Protocol v2)."""
+    body = json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]})
+    return f"curl -s {url}/v2/models/{model}/infer -H 'Content-Type: application/json' -d '{body}'"
 
 
 def write_summary(path: Path, summary: Summary, state: LocalState) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelplane.plan.replacement import replacing_paths
+
 
 @dataclass(frozen=True)
 class InputChange:
@@ -19,8 +21,20 @@ class ResourceChange:
     type: str
     name: str
     action: str
-    """'create', 'delete' or 'update'."""
+    """'create', 'delete', 'update' or 'replace' (a changed input the provider cannot update in place)."""
     changes: tuple[InputChange, ...] = ()
+    replaced_by: tuple[str, ...] = ()
+    """For 'replace': the changed input paths that force it."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "action": self.action,
+            "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in self.changes],
+            "replaced_by": list(self.replaced_by),
+        }
 
 
 _ABSENT = object()
@@ -65,7 +79,9 @@ def diff_plans(old_plan: dict[str, Any], new_plan: dict[str, Any]) -> list[Resou
             continue
         changes = input_changes(old[urn].get("inputs", {}), resource.get("inputs", {}))
         if changes:
-            result.append(ResourceChange(urn, resource["type"], resource["name"], "update", changes))
+            forcing = replacing_paths(resource["type"], (change.path for change in changes))
+            action = "replace" if forcing else "update"
+            result.append(ResourceChange(urn, resource["type"], resource["name"], action, changes, forcing))
     for urn, resource in old.items():
         if urn not in new:
             result.append(ResourceChange(urn, resource["type"], resource["name"], "delete"))
