@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit install tools clean
+.PHONY: demo test lint typecheck unit install tools clean policy-pack
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ unit: install
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# The policy pack as a directory of its own, for `pulumi policy publish build/policy-pack`.
+policy-pack: $(INSTALLED)
+	$(BIN)/python -m modelplane.policy_pack build/policy-pack
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

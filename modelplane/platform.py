@@ -70,6 +70,11 @@ def cluster_name_for(env: EnvironmentConfig) -> str:
     return cluster_name(env.name)
 
 
+def registry_prefix(env: EnvironmentConfig) -> str:
+    """The prefix of the environment's ECR repositories (`<prefix>/trainer`), which its images must come from."""
+    return cluster_name_for(env)
+
+
 def platform_tags(env: EnvironmentConfig) -> dict[str, str]:
     return {ENVIRONMENT_TAG: env.name, MANAGED_BY_TAG: "modelplane", **env.tags}
 
@@ -165,7 +170,7 @@ def deploy_platform(env: EnvironmentConfig, source_root: Path | None = None) -> 
     registry = ContainerRegistry(
         "registry",
         {
-            "name_prefix": cluster_name_for(env),
+            "name_prefix": registry_prefix(env),
             "repositories": env.registries.repositories,
             "untagged_expiry_days": env.registries.untagged_expiry_days,
             "tags": tags,

@@ -34,6 +34,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 from rich.table import Table
 
 from modelplane.plan.engine import Plan
+from modelplane.plan.pack_config import reconcile
 from modelplane.policies.rules.catalog import pack_policies
 from modelplane.policies.rules.rule import CannotDecide
 from modelplane.policy_config import pack_config
@@ -148,29 +149,16 @@ def run_policy(policy: Policy, resources: Sequence[PlannedResource], config: Map
     return reports
 
 
-def _level_of(entry: Any) -> str | None:
-    level = entry.get("enforcementLevel") if isinstance(entry, dict) else entry
-    return str(level) if level is not None else None
-
-
-def enforcement_level(config: Mapping[str, Any], rule: str) -> str:
-    """A rule's own level, else the `all` level, else the pack's default (advisory)."""
-    return _level_of(config.get(rule)) or _level_of(config.get("all")) or "advisory"
-
-
-def rule_properties(config: Mapping[str, Any], rule: str) -> dict[str, Any] | None:
-    entry = config.get(rule)
-    properties = {k: v for k, v in entry.items() if k != "enforcementLevel"} if isinstance(entry, dict) else {}
-    return properties or None
-
-
 def check_resources(resources: Sequence[PlannedResource], config: Mapping[str, Any]) -> list[Violation]:
+    """Every policy's reports under `config`, read as the engine reads `--policy-pack-config` (see `pack_config`)."""
+    policies = pack_policies()
+    settings = reconcile(policies, config)
     violations = []
-    for policy in pack_policies():
-        level = enforcement_level(config, policy.name)
+    for policy in policies:
+        level = settings[policy.name].level
         if level == "disabled":
             continue
-        for report in run_policy(policy, resources, rule_properties(config, policy.name)):
+        for report in run_policy(policy, resources, settings[policy.name].properties or None):
             reported = "advisory" if report.advice else "mandatory" if level == "remediate" else level
             violations.append(Violation(policy.name, reported, report.urn, report.message))
     return violations

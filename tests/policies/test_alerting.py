@@ -11,12 +11,18 @@ PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 TRAIN_JOB = "kubernetes:trainer.kubeflow.org/v1alpha1:TrainJob"
 
 
-def alert(name: str, severity: str | None = "warning", summary: str | None = "Something is wrong") -> dict[str, Any]:
+def alert(
+    name: str,
+    severity: str | None = "warning",
+    summary: str | None = "Something is wrong",
+    runbook_url: str | None = "https://runbooks.example.com/A",
+) -> dict[str, Any]:
+    annotations = {"summary": summary, "runbook_url": runbook_url}
     return {
         "alert": name,
         "expr": "up == 0",
         "labels": {"severity": severity} if severity else {},
-        "annotations": {"summary": summary} if summary else {},
+        "annotations": {key: value for key, value in annotations.items() if value},
     }
 
 
@@ -37,6 +43,17 @@ def test_alerts_with_severity_and_summary_pass() -> None:
 def test_alert_without_severity_or_summary_fires(severity: str | None, summary: str | None) -> None:
     rule = prometheus_rule(alert("A"), alert("B", severity=severity, summary=summary))
     (message,) = messages(alerting.PROMETHEUS_RULE_SEVERITY_AND_SUMMARY, [rule])
+    assert "(B)" in message
+
+
+def test_alerts_with_runbooks_pass() -> None:
+    assert messages(alerting.PROMETHEUS_RULE_RUNBOOK, [prometheus_rule(alert("A"), alert("B"))]) == []
+
+
+@pytest.mark.parametrize("runbook_url", [None, "", "see the wiki", "runbooks/A.md"])
+def test_alert_without_a_runbook_link_fires(runbook_url: str | None) -> None:
+    rule = prometheus_rule(alert("A"), alert("B", runbook_url=runbook_url))
+    (message,) = messages(alerting.PROMETHEUS_RULE_RUNBOOK, [rule])
     assert "(B)" in message
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from modelplane.cli import app
-from modelplane.plan.policy_check import Violation, check_resources, enforcement_level, rule_properties
+from modelplane.plan.policy_check import Violation, check_resources
 from modelplane.policies.rules.registry import ECR_IMMUTABLE_TAGS
-from modelplane.policy_config import POLICY_PACK_DIR, policy_config_file
 from tests.policies.harness import resource
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
@@ -21,20 +20,6 @@ MUTABLE_REPOSITORY = resource(
     "repo",
     {"imageTagMutability": "MUTABLE", "imageScanningConfiguration": {"scanOnPush": True}},
 )
-
-
-def test_levels_resolve_rule_then_all_then_advisory() -> None:
-    config = {"all": {"enforcementLevel": "mandatory"}, "a": {"enforcementLevel": "disabled"}, "b": {"x": 1}}
-    assert enforcement_level(config, "a") == "disabled"
-    assert enforcement_level(config, "b") == "mandatory"
-    assert enforcement_level({}, "b") == "advisory"
-    assert rule_properties(config, "b") == {"x": 1}
-    assert rule_properties(config, "a") is None
-
-
-def test_environment_without_a_config_file_is_checked_as_prod() -> None:
-    assert policy_config_file("dev") == POLICY_PACK_DIR / "config" / "dev.json"
-    assert policy_config_file("sandbox") == POLICY_PACK_DIR / "config" / "prod.json"
 
 
 def test_violations_carry_rule_level_and_resource() -> None:
