@@ -15,7 +15,7 @@ COMPANION_TYPES = {
     "public": "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     "policy": "aws:s3/bucketPolicy:BucketPolicy",
 }
-TLS_ONLY = {
+TLS_ONLY: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
         {
