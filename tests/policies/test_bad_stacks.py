@@ -31,6 +31,7 @@ EXPECTED_FROM_RAW_RESOURCES = {
     "aws-s3-bucket-require-tls",
     "aws-ecr-repository-enable-scan-on-push",
     "aws-ecr-repository-require-immutable-tags",
+    "aws-ecr-repository-require-kms-encryption",
     "aws-iam-policy-disallow-wildcards",
     "aws-ec2-launchtemplate-require-imdsv2",
     "aws-ec2-launchtemplate-require-encrypted-volumes",
