@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from modelplane.workloads import storage
-from modelplane.workloads.training.trainer.checkpoints import MARKER_NAME, CheckpointMarker, CheckpointStore, tag_for
+from modelplane.workloads.training.trainer.checkpoints import (
+    MARKER_NAME,
+    CheckpointMarker,
+    CheckpointStore,
+    NothingStaged,
+    tag_for,
+)
 from tests.conftest import BUCKET
 
 
@@ -87,3 +93,23 @@ def test_keep_must_leave_a_checkpoint(store: CheckpointStore) -> None:
 
 def test_marker_round_trips() -> None:
     assert CheckpointMarker.from_json(marker(7).to_json()) == marker(7)
+
+
+def test_commit_refuses_an_empty_staging_area(store: CheckpointStore) -> None:
+    tag = tag_for(300)
+    with pytest.raises(NothingStaged, match="nothing to commit"):
+        store.commit(tag, marker(300))
+    if not store.on_s3:
+        store.staging_dir(tag).mkdir(parents=True)
+        with pytest.raises(NothingStaged, match="nothing to commit"):
+            store.commit(tag, marker(300))
+    assert store.latest() is None
+    assert not storage.exists(storage.join(store.uri, tag, MARKER_NAME))
+
+
+def test_markers_without_the_newer_fields_still_load() -> None:
+    old = '{"epoch": 0, "restarts": 1, "step": 4, "timestamp": 1.0, "world_size": 2, "zero_stage": 2}'
+    loaded = CheckpointMarker.from_json(old)
+    assert (loaded.labels, loaded.preempted) == (None, False)
+    current = CheckpointMarker(4, 0, 1, 1.0, 2, 2, labels=["a", "b"], preempted=True)
+    assert CheckpointMarker.from_json(current.to_json()) == current

@@ -66,7 +66,7 @@ def test_a_lone_fp32_process_skips_the_identity_all_reduce(one_rank: None) -> No
     from modelplane.workloads.training.trainer.train import fill_missing_gradients, initialize_engine
 
     ranks = Ranks.from_env()
-    distributed.init_process_group(ranks)
+    distributed.init_process_group(ranks, 60)
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
     config = {"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 0}}
     engine = initialize_engine(model, torch.optim.SGD(model.parameters(), lr=0.1), config, ranks)

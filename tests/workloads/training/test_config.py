@@ -90,11 +90,11 @@ def test_deepspeed_config_must_give_concrete_batch_sizes(tmp_path: Path) -> None
     path = tmp_path / "ds.json"
     path.write_text(json.dumps({"train_micro_batch_size_per_gpu": "auto"}))
     with pytest.raises(ValueError, match="train_micro_batch_size_per_gpu='auto' must be a positive integer"):
-        load_deepspeed_config(str(path))
+        load_deepspeed_config(str(path), 1)
     path.write_text(json.dumps({"zero_optimization": {"stage": 2}}))
     with pytest.raises(ValueError, match="set train_micro_batch_size_per_gpu or train_batch_size"):
-        load_deepspeed_config(str(path))
+        load_deepspeed_config(str(path), 1)
     with pytest.raises(FileNotFoundError, match="no such file"):
-        load_deepspeed_config(str(tmp_path / "missing.json"))
+        load_deepspeed_config(str(tmp_path / "missing.json"), 1)
     path.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8, "gradient_accumulation_steps": 2}))
-    assert load_deepspeed_config(str(path))["gradient_accumulation_steps"] == 2
+    assert load_deepspeed_config(str(path), 1)["gradient_accumulation_steps"] == 2

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from modelplane.workloads.training.trainer.data import (
+    CHARS_PER_TOKEN_BOUND,
     EvalShard,
     Example,
     LabelledTexts,
     ResumableSampler,
     check_labels_known,
     label_names,
+    max_text_chars,
     read_examples,
     split_train_eval,
 )
@@ -73,11 +76,45 @@ def test_unknown_formats_and_empty_files_are_rejected(tmp_path: Path) -> None:
         read_examples(write_jsonl(tmp_path / "empty.jsonl", []))
 
 
-def test_labels_are_sorted_and_unknown_eval_labels_rejected() -> None:
+def test_labels_are_sorted_and_an_unknown_label_names_its_row_and_the_nearest_known_one(tmp_path: Path) -> None:
     examples = [Example("a", "positive"), Example("b", "negative"), Example("c", "neutral")]
     assert label_names(examples) == ["negative", "neutral", "positive"]
-    with pytest.raises(ValueError, match=r"evaluation data: labels \['bullish'\] do not occur"):
-        check_labels_known([Example("d", "bullish")], label_names(examples), "evaluation data")
+    path = write_jsonl(
+        tmp_path / "eval.jsonl",
+        [{"text": "up", "label": "positive"}, {"text": "down", "label": "negativ"}, {"text": "x", "label": "bull"}],
+    )
+    with pytest.raises(ValueError) as raised:
+        check_labels_known(read_examples(path), label_names(examples), "the job's labels")
+    assert str(raised.value) == (
+        f"{path}:2: label 'negativ' is not one of the job's labels (negative, neutral, positive); "
+        "did you mean 'negative'?; 1 more rows have labels outside them"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_byte_that_is_not_utf8_is_named_with_its_file_and_line(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"train{suffix}"
+    header = b"text,label\n" if suffix == ".csv" else b""
+    good = b"fine,neutral\n" if suffix == ".csv" else b'{"text": "fine", "label": "neutral"}\n'
+    bad = b"caf\xe9 news,positive\n" if suffix == ".csv" else b'{"text": "caf\xe9 news", "label": "positive"}\n'
+    path.write_bytes(header + good * 3 + bad)
+    line = 5 if suffix == ".csv" else 4
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:{line}: not UTF-8 \(byte 0xe9 at column \d+\)"):
+        read_examples(path)
+
+
+def test_overlong_texts_are_cut_before_any_tokeniser_sees_them(tmp_path: Path) -> None:
+    long_text = "word " * 4_000_000  # a 20 MB line
+    path = write_jsonl(tmp_path / "train.jsonl", [{"text": long_text, "label": "a"}, {"text": "short", "label": "b"}])
+    examples = read_examples(path, max_chars=max_text_chars(24), shown_as="s3://bucket/train.jsonl")
+    assert [len(example.text) for example in examples] == [24 * CHARS_PER_TOKEN_BOUND, 5]
+    assert examples[0].where == "s3://bucket/train.jsonl:1"
+
+
+def test_rows_know_where_they_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "train.csv"
+    path.write_text('text,label\n"two\nlines",a\nthird,b\n')
+    assert [example.where for example in read_examples(path)] == [f"{path}:3", f"{path}:4"]
 
 
 def test_split_is_deterministic_by_seed_and_holds_out_the_fraction() -> None:

@@ -44,6 +44,10 @@ class CheckpointMarker:
     world_size: int
     zero_stage: int
     """ZeRO stage > 0 shards optimizer state by rank: such a checkpoint loads only into `world_size` ranks."""
+    labels: list[str] | None = None
+    """The classes of its head, in order (None in checkpoints older than this field)."""
+    preempted: bool = False
+    """Written because the run was told to stop (SIGTERM): resuming from it is no failure restart."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -67,6 +71,10 @@ def tag_for(step: int) -> str:
 def step_of(tag: str) -> int | None:
     match = TAG_PATTERN.match(tag)
     return int(match.group(1)) if match else None
+
+
+class NothingStaged(RuntimeError):
+    """A commit found no files to commit: it would make a checkpoint of a marker alone."""
 
 
 class CheckpointStore:
@@ -95,11 +103,18 @@ class CheckpointStore:
         shutil.rmtree(staged, ignore_errors=True)
 
     def commit(self, tag: str, marker: CheckpointMarker) -> None:
-        """Write the marker last, making `tag` the checkpoint a restart resumes from (rank 0, after every upload)."""
+        """Write the marker last, making `tag` the checkpoint a restart resumes from (rank 0, after every upload).
+
+        Refuses a tag with no files: `latest()` would pick a marker alone, and the resume would fail on it.
+        """
         if self.on_s3:
+            if not storage.exists(storage.join(self.uri, tag) + "/"):
+                raise NothingStaged(f"{storage.join(self.uri, tag)}: no checkpoint files uploaded; nothing to commit")
             storage.write_text(storage.join(self.uri, tag, MARKER_NAME), marker.to_json())
             return
         staged = self.staging_dir(tag)
+        if not staged.is_dir() or not any(path.name != MARKER_NAME for path in staged.iterdir()):
+            raise NothingStaged(f"{staged}: no checkpoint files staged; nothing to commit")
         storage.write_text(str(staged / MARKER_NAME), marker.to_json())
         final = Path(self.uri) / tag
         if final.exists():

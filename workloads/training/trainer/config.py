@@ -49,6 +49,13 @@ class TrainerConfig:
     eval_fraction: float = field(
         default=0.1, metadata={"help": "Share of dataset_uri held out for evaluation (split by seed); 0: none."}
     )
+    labels: str | None = field(
+        default=None,
+        metadata={
+            "help": "The job's label set, comma-separated, in class order (a, b, c): every row's label must be one "
+            "of them. Unset: the labels found in the training data (a typo then trains as a class of its own)."
+        },
+    )
     epochs: int = field(default=3, metadata={"help": "Passes over the training data."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps."})
     checkpoint_every_steps: int = field(default=500, metadata={"help": "Optimizer steps between checkpoints."})
@@ -85,6 +92,20 @@ class TrainerConfig:
     work_dir: str = field(
         default="/tmp/modelplane-training", metadata={"help": "Node-local scratch for downloads and staging."}
     )
+    collective_timeout_seconds: int = field(
+        default=600,
+        metadata={
+            "help": "How long a rank waits in a collective (a step's all-reduce, a checkpoint's barrier) for the "
+            "others before the job fails: bounds a stalled or lost rank. Longer than the slowest checkpoint."
+        },
+    )
+    checkpoint_lease_seconds: int = field(
+        default=60,
+        metadata={
+            "help": "On S3: how long the run's lease on checkpoint_uri outlives its last renewal; a run restarted "
+            "after a crash waits at most this long for the dead run's lease (locally a file lock needs no wait)."
+        },
+    )
 
     def __post_init__(self) -> None:
         check_kubernetes_name("job_name", self.job_name)
@@ -110,6 +131,18 @@ class TrainerConfig:
             raise ValueError(f"log_format={self.log_format!r}: must be one of {', '.join(LogFormat)}")
         if not 0 <= self.metrics_port <= 65535:
             raise ValueError(f"metrics_port={self.metrics_port}: must be a TCP port (0 turns the endpoint off)")
+        for name in ("collective_timeout_seconds", "checkpoint_lease_seconds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
+        if self.labels is not None:
+            declared = self.label_set or []
+            if len(declared) < 2 or "" in declared or len(set(declared)) != len(declared):
+                raise ValueError(f"labels={self.labels!r}: give two or more distinct, non-empty labels: a,b,c")
+
+    @property
+    def label_set(self) -> list[str] | None:
+        """The declared labels in class order, or None when the training data decides them."""
+        return None if self.labels is None else [label.strip() for label in self.labels.split(",")]
 
     @property
     def holds_out_eval(self) -> bool:
@@ -186,8 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_deepspeed_config(path: str) -> dict[str, Any]:
-    """The rendered DeepSpeed config; it must give concrete batch sizes, since they drive the data loaders."""
+def load_deepspeed_config(path: str, world_size: int) -> dict[str, Any]:
+    """The rendered DeepSpeed config; it must give concrete batch sizes, since they drive the data loaders, and they
+    must add up for `world_size` ranks (checked here, before any model loads, as DeepSpeed would only assert it)."""
     config_path = Path(path)
     if not config_path.is_file():
         raise FileNotFoundError(f"deepspeed_config={path!r}: no such file (render it with ds_config_for)")
@@ -203,4 +237,29 @@ def load_deepspeed_config(path: str) -> dict[str, Any]:
         value = config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"deepspeed_config={path!r}: {key}={value!r} must be a positive integer ('auto' is HF's)")
+    if problem := batch_arithmetic_problem(config, world_size):
+        raise ValueError(f"deepspeed_config={path!r}: {problem}")
     return config
+
+
+def batch_arithmetic_problem(config: Mapping[str, Any], world_size: int) -> str | None:
+    """Why train_batch_size cannot be micro-batch x accumulation x world size (DeepSpeed fills in a missing one)."""
+    total = config.get("train_batch_size")
+    micro = config.get("train_micro_batch_size_per_gpu")
+    accumulation = config.get("gradient_accumulation_steps")
+    if total is None:
+        return None
+    if micro is not None and accumulation is not None:
+        derived = micro * accumulation * world_size
+        if total != derived:
+            return (
+                f"train_batch_size={total} must equal train_micro_batch_size_per_gpu ({micro}) x "
+                f"gradient_accumulation_steps ({accumulation}) x world size ({world_size}) = {derived}"
+            )
+        return None
+    known = micro or accumulation or 1
+    if total % (known * world_size):
+        given = "train_micro_batch_size_per_gpu" if micro else "gradient_accumulation_steps" if accumulation else None
+        factors = f"{given} ({known}) x world size ({world_size})" if given else f"world size ({world_size})"
+        return f"train_batch_size={total} is not a multiple of {factors} = {known * world_size}"
+    return None

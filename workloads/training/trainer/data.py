@@ -1,17 +1,20 @@
 """Labelled text in, batches of token ids out: readers for JSONL and CSV, the train/eval split and the loaders.
 
 Each rank reads the whole (small, classification-sized) file and takes its share through a sampler, in the
-manner of accelerate's nlp_example; texts are tokenised per batch, padded to the batch's longest.
+manner of accelerate's nlp_example; texts are tokenised per batch, padded to the batch's longest. Every
+problem found in a file names it and the line; texts are cut to a bound before any tokeniser sees them.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import json
+import logging
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +23,72 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv",)
+CHARS_PER_TOKEN_BOUND = 16
+"""Texts are cut to `max_length` times this many characters before tokenising: more than any real token spans
+(English averages about four), so the tokens kept are the same, and a 20 MB line costs no more than a long one."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Example:
     text: str
     label: str
+    where: str = field(default="", compare=False)
+    """`file:line` the row came from, for error messages."""
 
 
-def read_examples(path: Path) -> list[Example]:
-    """Rows of a JSONL or CSV file (by suffix); each needs a non-empty `text` and a `label`."""
+def max_text_chars(max_length: int) -> int:
+    return max_length * CHARS_PER_TOKEN_BOUND
+
+
+def read_examples(path: Path, max_chars: int | None = None, shown_as: str | None = None) -> list[Example]:
+    """Rows of a JSONL or CSV file (by suffix); each needs a non-empty `text` and a `label`. Texts longer than
+    `max_chars` are cut to it; errors name `shown_as` (the URI the file was downloaded from), else `path`."""
+    name = shown_as or str(path)
     suffix = path.suffix.lower()
-    if suffix in JSONL_SUFFIXES:
-        examples = list(read_jsonl(path))
-    elif suffix in CSV_SUFFIXES:
-        examples = list(read_csv(path))
-    else:
-        raise ValueError(f"{path}: unknown format {suffix!r}; use {', '.join(JSONL_SUFFIXES + CSV_SUFFIXES)}")
+    if suffix not in JSONL_SUFFIXES + CSV_SUFFIXES:
+        raise ValueError(f"{name}: unknown format {suffix!r}; use {', '.join(JSONL_SUFFIXES + CSV_SUFFIXES)}")
+    check_utf8(path, name)
+    examples = list(read_jsonl(path, name) if suffix in JSONL_SUFFIXES else read_csv(path, name))
     if not examples:
-        raise ValueError(f"{path}: no rows")
-    return examples
+        raise ValueError(f"{name}: no rows")
+    return examples if max_chars is None else truncated(examples, max_chars, name)
 
 
-def read_jsonl(path: Path) -> Iterator[Example]:
+def check_utf8(path: Path, name: str) -> None:
+    """ValueError naming the file, line and column of the first byte that is not UTF-8."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"{name}:{number}: not UTF-8 (byte 0x{line[error.start]:02x} at column {error.start + 1}); "
+                    "re-encode the file as UTF-8"
+                ) from None
+
+
+def truncated(examples: list[Example], max_chars: int, name: str) -> list[Example]:
+    cut = [index for index, example in enumerate(examples) if len(example.text) > max_chars]
+    if not cut:
+        return examples
+    log.info(
+        "%s: %d rows longer than %d characters (the first at %s) cut to %d before tokenising",
+        name,
+        len(cut),
+        max_chars,
+        examples[cut[0]].where,
+        max_chars,
+    )
+    shortened = list(examples)
+    for index in cut:
+        example = examples[index]
+        shortened[index] = Example(example.text[:max_chars], example.label, example.where)
+    return shortened
+
+
+def read_jsonl(path: Path, name: str) -> Iterator[Example]:
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -50,20 +96,20 @@ def read_jsonl(path: Path) -> Iterator[Example]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
+                raise ValueError(f"{name}:{number}: not JSON ({error.msg})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: must be a JSON object with text and label")
-            yield example_from_row(row, f"{path}:{number}")
+                raise ValueError(f"{name}:{number}: must be a JSON object with text and label")
+            yield example_from_row(row, f"{name}:{number}")
 
 
-def read_csv(path: Path) -> Iterator[Example]:
+def read_csv(path: Path, name: str) -> Iterator[Example]:
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"text", "label"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}:1: header lacks {', '.join(sorted(missing))} (has {reader.fieldnames})")
+            raise ValueError(f"{name}:1: header lacks {', '.join(sorted(missing))} (has {reader.fieldnames})")
         for row in reader:
-            yield example_from_row(row, f"{path}:{reader.line_num}")
+            yield example_from_row(row, f"{name}:{reader.line_num}")
 
 
 def example_from_row(row: dict[str, Any], where: str) -> Example:
@@ -72,7 +118,7 @@ def example_from_row(row: dict[str, Any], where: str) -> Example:
         raise ValueError(f"{where}: text is missing or empty")
     if label is None or isinstance(label, bool) or not isinstance(label, str | int) or str(label).strip() == "":
         raise ValueError(f"{where}: label is missing or not a string or integer (got {label!r})")
-    return Example(text, str(label).strip())
+    return Example(text, str(label).strip(), where)
 
 
 def label_names(examples: Sequence[Example]) -> list[str]:
@@ -94,10 +140,20 @@ def split_train_eval(
     return [examples[i] for i in order[held_out:]], [examples[i] for i in order[:held_out]]
 
 
-def check_labels_known(examples: Sequence[Example], labels: Sequence[str], where: str) -> None:
-    unknown = sorted({example.label for example in examples} - set(labels))
-    if unknown:
-        raise ValueError(f"{where}: labels {unknown} do not occur in the training data (labels: {list(labels)})")
+def check_labels_known(examples: Sequence[Example], labels: Sequence[str], known_as: str) -> None:
+    """ValueError at the first row whose label is not in `labels` (`known_as` says where they come from), naming
+    its file and line and the nearest known label."""
+    known = set(labels)
+    unknown = [example for example in examples if example.label not in known]
+    if not unknown:
+        return
+    first = unknown[0]
+    (nearest,) = difflib.get_close_matches(first.label, labels, n=1, cutoff=0.0)
+    others = f"; {len(unknown) - 1} more rows have labels outside them" if len(unknown) > 1 else ""
+    raise ValueError(
+        f"{first.where}: label {first.label!r} is not one of {known_as} ({', '.join(labels)}); "
+        f"did you mean {nearest!r}?{others}"
+    )
 
 
 class LabelledTexts(Dataset[dict[str, Any]]):

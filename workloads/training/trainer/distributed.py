@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from modelplane.terms.log_lines import send_to_root
+from modelplane.workloads.training.trainer.outcome import LAUNCHER_PID_VARIABLE
 
 # What torchrun sets; a plain `python -m modelplane.workloads.training.trainer` runs as the only rank
 # of a one-process group.
@@ -56,7 +61,9 @@ def backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-def init_process_group(ranks: Ranks) -> None:
+def init_process_group(ranks: Ranks, collective_timeout_seconds: float) -> None:
+    """Join the job's group; a collective that waits longer than `collective_timeout_seconds` for a peer fails
+    (gloo and NCCL both enforce it; DeepSpeed's default would leave a stalled rank hanging the job for 30 min)."""
     import deepspeed
 
     # DeepSpeed prints plain text to stdout through a handler of its own; through the root's, its lines come
@@ -65,8 +72,38 @@ def init_process_group(ranks: Ranks) -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(ranks.local_rank)
     deepspeed.init_distributed(
-        dist_backend=backend(), auto_mpi_discovery=False, rank=ranks.rank, world_size=ranks.world_size, verbose=False
+        dist_backend=backend(),
+        auto_mpi_discovery=False,
+        rank=ranks.rank,
+        world_size=ranks.world_size,
+        verbose=False,
+        timeout=timedelta(seconds=collective_timeout_seconds),
     )
+
+
+def die_with_launcher() -> None:
+    """Ask Linux to SIGKILL this worker when the launcher that started it dies.
+
+    torchrun starts each worker in a session of its own, so a launcher killed without its children's groups
+    (SIGKILL, an OOM kill) would leave them training and checkpointing on, unseen. Only under modelplane's
+    launcher, which names its PID: that is how a worker knows whether it is already orphaned.
+    """
+    launcher = os.environ.get(LAUNCHER_PID_VARIABLE)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    # The launcher may have died before the request was made: then this worker has another parent already.
+    if os.getppid() != int(launcher):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def gather_problems(problem: str | None) -> list[str]:
+    """Every rank's problem (each told once, in rank order), on every rank: ranks that check different things
+    (downloads, write access, their own data) fail together, instead of one failing while the others wait."""
+    gathered: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, problem)
+    return [found for found in dict.fromkeys(gathered) if found]
 
 
 def barrier() -> None:
