@@ -126,13 +126,16 @@ def positive_conditions(statement: Statement) -> dict[str, list[str]]:
         if negated or vacuous or not isinstance(tests, dict):
             continue
         for key, values in tests.items():
-            found.setdefault(str(key).lower(), []).extend(str(v) for v in strings_or_scalars(values))
+            # One value or a list; a JSON scalar reads as its JSON text ("false", ["false"] and false alike).
+            listed = values if isinstance(values, list) else [values]
+            found.setdefault(str(key).lower(), []).extend(_condition_text(value) for value in listed)
     return found
 
 
-def strings_or_scalars(value: Any) -> list[Any]:
-    """A condition value, one or a list (`"false"`, `["false"]`, `false` alike)."""
-    return value if isinstance(value, list) else [value]
+def _condition_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if value is None or isinstance(value, (bool, int, float)) else repr(value)
 
 
 def narrows_principal(statement: Statement) -> bool:
