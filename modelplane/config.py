@@ -68,12 +68,21 @@ from modelplane.workloads.training.spec import PoolCapacity, TrainingJobSpec, jo
 CONFIG_NAMESPACE = "modelplane"
 
 
+LONG_QUOTED = re.compile(r"'([^'\n]{200})[^'\n]+'")
+"""A quoted value too long to read in a problem line (a pasted blob as a tag or a CIDR)."""
+
+
+def _shortened(problem: str) -> str:
+    return LONG_QUOTED.sub(lambda match: f"'{match.group(1)[:60]}...'", problem)
+
+
 class ConfigError(Exception):
-    """The environment's config is invalid; `problems` lists every reason."""
+    """The environment's config is invalid; `problems` lists every reason, one readable line each."""
 
     def __init__(self, environment: str, problems: list[str]):
         self.environment = environment
-        self.problems = problems
+        self.problems = [_shortened(problem) for problem in problems]
+        problems = self.problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"environment {environment!r}: {len(problems)} config problem(s):\n{lines}")
 
@@ -394,11 +403,46 @@ def _type_hint(kind: str, value: Any, leaf: str | int) -> str:
     return ""
 
 
+_TYPE_MESSAGES = {
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+}
+"""Pydantic's wording for JSON types, in the words of the YAML the user wrote."""
+_BOUND_MESSAGES = {
+    "greater_than_equal": ("ge", "must be at least {}"),
+    "greater_than": ("gt", "must be more than {}"),
+    "less_than_equal": ("le", "must be at most {}"),
+    "less_than": ("lt", "must be less than {}"),
+    "enum": ("expected", "must be one of {}"),
+    "literal_error": ("expected", "must be one of {}"),
+    "finite_number": (None, "must be a finite number"),
+}
+
+
+def _message(item: Any) -> str:
+    kind = str(item["type"])
+    if kind in _TYPE_MESSAGES:
+        return _TYPE_MESSAGES[kind]
+    if kind in _BOUND_MESSAGES:
+        key, template = _BOUND_MESSAGES[kind]
+        context = item.get("ctx") or {}
+        if key is None or key in context:
+            return template.format(context.get(key) if key else "")
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
 def _schema_problems(error: ValidationError, raw: dict[str, Any]) -> list[str]:
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
+        message = _message(item)
         if item["type"] == "missing":
             where = f"set {CONFIG_NAMESPACE}:{loc[0]} in the stack config" if len(loc) == 1 else "add it"
             problems.append(f"{_location(loc)}: required; {where}")
@@ -458,7 +502,7 @@ def _best_effort(model: type[Model], raw: Any) -> Model:
         elif field.is_required():
             if field.annotation is not str:
                 raise _unbuildable(f"{model.__name__}.{name}")
-            substitutes[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+            substitutes[name] = value if isinstance(value, str) else "" if value is None else json.dumps(value)
     missing = {name for name, field in model.model_fields.items() if field.is_required() and name not in values}
     lenient = create_model(  # type: ignore[call-overload]
         f"BestEffort{model.__name__}", __base__=model, **{name: (Any, None) for name in missing}

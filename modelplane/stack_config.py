@@ -181,7 +181,14 @@ def load_yaml_file(path: Path) -> Any:
         raise YamlFileError([f"{path}: cannot read it: {exc.strerror or exc}"]) from None
     if len(data) > STACK_FILE_MAX_BYTES:
         raise YamlFileError([f"{path}: larger than {STACK_FILE_MAX_BYTES // 1024} KiB; not a stack file"])
-    loader = _StackFileLoader(_decoded(path, data))
+    text = _decoded(path, data)
+    try:
+        loader = _StackFileLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise YamlFileError(
+            [f"{path}:{line}: character U+{exc.character:04X} ({exc.reason}); delete it or write it as an escape"]
+        ) from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -252,11 +259,8 @@ def _key_problems(path: Path, raw_config: dict[Any, Any]) -> list[str]:
     problems = []
     for key in raw_config:
         if not isinstance(key, str) or ":" not in key:
-            hint = f"; e.g. {CONFIG_NAMESPACE}:{key}" if isinstance(key, str) else ""
-            problems.append(
-                f"{path}: config key {key!r}: Pulumi reads keys as <namespace>:<name>, e.g. "
-                f"{CONFIG_NAMESPACE}:network or aws:region{hint}"
-            )
+            example = f"{CONFIG_NAMESPACE}:{key}" if isinstance(key, str) else f"{CONFIG_NAMESPACE}:network"
+            problems.append(f"{path}: config key {key!r}: Pulumi reads keys as <namespace>:<name>; write {example}")
     return problems
 
 
@@ -280,7 +284,7 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
         raise ConfigError(
             environment,
             [
-                f"{path}: the file holds a {_yaml_type(document)}; a stack file is a mapping with a `config:` "
+                f"{path}: the file holds {_yaml_type(document)}; a stack file is a mapping with a `config:` "
                 "mapping of keys to values (see stacks/Pulumi.dev.yaml)"
             ],
         )
@@ -288,7 +292,7 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
     if not isinstance(raw_config, dict):
         raise ConfigError(
             environment,
-            [f"{path}: `config` holds a {_yaml_type(raw_config)}; it must be a mapping of keys to values"],
+            [f"{path}: `config` holds {_yaml_type(raw_config)}; it must be a mapping of keys to values"],
         )
     problems = _document_problems(path, document) + _key_problems(path, raw_config)
     secret_keys: list[str] = []
@@ -297,11 +301,14 @@ def read_stack_file(environment: str, stacks_dir: Path) -> StackFile:
 
 
 def _yaml_type(value: Any) -> str:
+    """What a YAML value is, in the words of YAML: "a list", "text ('dev')"."""
     if isinstance(value, list):
-        return "list"
+        return "a list"
     if isinstance(value, dict):
-        return "mapping"
-    return f"{type(value).__name__} ({value!r})"[:80]
+        return "a mapping"
+    if isinstance(value, str):
+        return f"text ({value[:40]!r})"
+    return f"{'a boolean' if isinstance(value, bool) else 'a number'} ({value!r})"
 
 
 def _unknown_key_problems(stack_file: StackFile, secrets: list[str]) -> list[str]:

@@ -100,7 +100,8 @@ def tag_problems(at: str, tags: Mapping[str, str]) -> list[str]:
         )
     for key, value in tags.items():
         if not 1 <= len(key) <= TAG_KEY_MAX:
-            problems.append(f"{at}[{key!r}]: a tag key must be 1 to {TAG_KEY_MAX} characters (got {len(key)})")
+            shown = repr(key) if len(key) <= 40 else f"{key[:20]!r}..."
+            problems.append(f"{at}[{shown}]: a tag key must be 1 to {TAG_KEY_MAX} characters (got {len(key)})")
         elif key.lower().startswith(RESERVED_TAG_PREFIX):
             problems.append(f"{at}[{key!r}]: keys starting with 'aws:' are reserved for AWS; rename the key")
         elif not _TAG_TEXT.match(key):

@@ -228,3 +228,143 @@ def test_built_images_take_the_tag_their_workloads_name_and_must_agree_on_it() -
         "training_jobs[1].image='trainer:0.2.0': images.build makes one trainer image from this checkout, tagged "
         "'0.1.0' by training_jobs[0].image" in caught.value.problems[0]
     )
+
+
+JOB = {
+    "name": "sentiment",
+    "image": "trainer:0.1.0",
+    "gpu_pool": "gpu-small",
+    "base_model": "base-models/minilm-l6",
+    "dataset": "datasets/news/train.jsonl",
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (sections(budget={"max_gpus": "8", "max_monthly_gpu_cost_usd": 1}), "budget.max_gpus='8': must be a whole"),
+        (sections(network={"az_count": 2.0}), "network.az_count=2.0: must be a whole number"),
+        (sections(storage={"force_destroy": "false"}), "storage.force_destroy='false': must be true or false"),
+        (sections(cluster={"kubernetes_version": 1.3}), 'quote the value as meant, e.g. kubernetes_version: "1.30"'),
+        (sections(tags={"cost_center": 1234}), "tags.cost_center=1234: must be text; YAML read an unquoted number"),
+    ],
+)
+def test_values_are_never_coerced(raw: dict[str, Any], expected: str) -> None:
+    problems = problems_of(raw)
+    assert any(expected in p for p in problems), problems
+
+
+def test_one_problem_of_a_job_hides_none_of_its_others() -> None:
+    job = {**JOB, "image": "trainer:latest", "gpu_pool": "gpu-large", "nodes": 2}
+    problems = problems_of(sections(training_jobs=[job]))
+    assert [p.split(":")[0] for p in problems] == [
+        "training_jobs[0].image='trainer",
+        "training_jobs[0].gpu_pool='gpu-large'",
+        "training_jobs[0].checkpoint_path=None",
+    ]
+
+
+def test_budgets_are_checked_beside_every_other_problem() -> None:
+    pools = [
+        {"name": "gpu-small", "instance_type": "g6.xlarge", "max_size": 2},
+        {"name": "gpu-new", "instance_type": "p9.huge"},
+    ]
+    raw = sections(gpu_node_pools=pools, network={"az_count": 1}, budget={"max_gpus": 1, "max_monthly_gpu_cost_usd": 1})
+    problems = problems_of(raw)
+    assert "network.az_count=1: must be 2 to 6" in problems
+    assert any(p.startswith("gpu_node_pools[1].instance_type='p9.huge'") for p in problems)
+    assert any(p.startswith("budget.max_gpus=1: the GPU pools reach 2 GPUs") for p in problems)
+    assert any(p.startswith("budget.max_monthly_gpu_cost_usd=1.0: the GPU pools cost up to") for p in problems)
+
+
+def test_a_wrong_value_is_reported_once_not_again_by_the_checks_that_read_it() -> None:
+    # The job's image is wrong: the registry check on it would repeat the problem; the pool check still runs.
+    problems = problems_of(sections(training_jobs=[{**JOB, "image": "elsewhere/trainer:latest"}]))
+    assert len([p for p in problems if p.startswith("training_jobs[0].image")]) == 1, problems
+
+
+def test_an_unparseable_budget_still_lets_everything_else_be_checked() -> None:
+    problems = problems_of(sections(budget={"max_gpus": "lots"}, network={"az_count": 1}))
+    assert problems == [
+        "budget.max_gpus='lots': must be a whole number",
+        "budget.max_monthly_gpu_cost_usd: required; add it",
+        "network.az_count=1: must be 2 to 6",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Dev2", "environment name 'Dev2': must be at most 15 characters"),
+        ("abcdefghijklmnop", "artifact bucket 'modelplane-abcdefghijklmnop-artifacts-'"),
+        ("2dev", "environment name '2dev'"),
+        ("dev_2", "environment name 'dev_2'"),
+    ],
+)
+def test_environment_names_fit_the_names_built_from_them(name: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_environment(name, "us-east-1", sections())
+    assert any(expected in p for p in caught.value.problems), caught.value.problems
+
+
+def test_the_longest_environment_name_builds_a_valid_bucket_prefix() -> None:
+    from modelplane.components.artifact_store import check_bucket_prefix
+    from modelplane.terms.names import ENVIRONMENT_NAME_MAX, artifact_bucket_prefix
+
+    longest = "e" * ENVIRONMENT_NAME_MAX
+    parse_environment(longest, "us-east-1", sections())
+    check_bucket_prefix(artifact_bucket_prefix(longest))
+    with pytest.raises(ValueError):
+        check_bucket_prefix(artifact_bucket_prefix(longest + "e"))
+
+
+@pytest.mark.parametrize(
+    ("region", "instance_type", "expected"),
+    [
+        ("mars-north-1", "m7i.xlarge", "aws:region='mars-north-1': not an AWS region"),
+        ("us-east1", "m7i.xlarge", "did you mean us-east-1"),
+        ("us-gov-west-1", "m7i.gigantic", "system_node_pool.instance_type='m7i.gigantic': not an EC2 instance type"),
+        ("eu-west-1", "c7g.large", "system_node_pool.instance_type='c7g.large': an arm64 type"),
+    ],
+)
+def test_region_and_system_instance_type_exist(region: str, instance_type: str, expected: str) -> None:
+    problems = problems_of(sections(system_node_pool={"instance_type": instance_type}), region=region)
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (
+            {"note": "x" * 5000},
+            "tags['note']='xxxxxxxxxxxxxxxxxxxx'...: a tag value is at most 256 characters (got 5000)",
+        ),
+        ({"k" * 129: "v"}, "tags['kkkkkkkkkkkkkkkkkkkk'...]: a tag key must be 1 to 128 characters (got 129)"),
+        ({"": "v"}, "tags['']: a tag key must be 1 to 128 characters (got 0)"),
+        ({"AWS:owner": "me"}, "tags['AWS:owner']: keys starting with 'aws:' are reserved for AWS"),
+        ({"team": "a;b"}, "tags['team']='a;b': use only letters, digits, spaces and _ . : / = + - @"),
+        ({"managed-by": "me"}, "tags['managed-by']: modelplane sets this tag"),
+        ({f"t{i}": "v" for i in range(41)}, "tags: 41 tags; AWS allows 50 per resource"),
+    ],
+)
+def test_tags_follow_aws_rules(tags: dict[str, str], expected: str) -> None:
+    problems = problems_of(sections(tags=tags))
+    assert problems == [expected] or any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_bad_value_is_shown_short() -> None:
+    (problem,) = problems_of(sections(network={"cidr": "1" * 500}))
+    assert len(problem) < 250 and problem.startswith(f"network.cidr='{'1' * 60}...': not an IPv4 network"), problem
+
+
+def test_runbook_links_follow_the_configured_base() -> None:
+    from modelplane.platform import platform_rule_groups
+
+    env = parse_environment("dev", "us-east-1", sections(monitoring={"runbook_base_url": "https://wiki.example/rb/"}))
+    urls = {alert.runbook_url for group in platform_rule_groups(env) for alert in group.alerts}
+    assert "https://wiki.example/rb/GpuXidError.md" in urls
+    assert all(url.startswith("https://wiki.example/rb/") for url in urls)
+    assert problems_of(sections(monitoring={"runbook_base_url": "runbooks"})) == [
+        "monitoring.runbook_base_url='runbooks': must be an http(s) URL the runbook pages sit under, e.g. "
+        "'https://github.com/modelplane/modelplane/blob/main/docs/runbooks'"
+    ]
