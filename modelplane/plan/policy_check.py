@@ -169,7 +169,7 @@ def planned_resources(plan: Plan) -> list[dict[str, Any]]:
 
 
 def check_plan(plan: Plan, config_file: Path | None = None) -> list[Violation]:
-    """The plan's violations, with the environment's policy config (`config/ENV.json`, else prod's)."""
+    """The plan's violations, with the environment's policy config (`config/ENV.json`, else `config/default.json`)."""
     config = pack_config(plan.config, config_file)
     return check_resources(planned_resources(plan), config)
 
