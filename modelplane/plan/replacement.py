@@ -70,12 +70,17 @@ _AWS: dict[str, tuple[str, ...]] = {
         "self",
     ),
     "aws:ec2/tag:Tag": ("key", "resourceId"),
+    "aws:ec2/placementGroup:PlacementGroup": ("name", "strategy", "partitionCount", "spreadLevel"),
+    # The VPC rule resources (the provider's framework ones) move to another group only by replacement.
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("securityGroupId",),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": ("securityGroupId",),
     "aws:iam/role:Role": ("name", "namePrefix", "path"),
     "aws:iam/rolePolicy:RolePolicy": ("name", "namePrefix", "role"),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": ("policyArn", "role"),
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": ("url",),
     "aws:kms/key:Key": ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId", "customKeyStoreId"),
     "aws:kms/alias:Alias": ("name", "namePrefix"),
+    "aws:kms/keyPolicy:KeyPolicy": ("keyId",),
     "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("bucket", "expectedBucketOwner"),
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": ("bucket",),
@@ -102,6 +107,12 @@ _AWS: dict[str, tuple[str, ...]] = {
         "perUnitStorageThroughput",
         "securityGroupIds",
     ),
+    "aws:fsx/dataRepositoryAssociation:DataRepositoryAssociation": (
+        "fileSystemId",
+        "fileSystemPath",
+        "dataRepositoryPath",
+        "batchImportMetaDataOnCreate",
+    ),
 }
 
 # pulumi-kubernetes: every object is replaced when its name or namespace changes; these kinds also on these paths.
@@ -123,6 +134,7 @@ _KUBERNETES: dict[str, tuple[str, ...]] = {
     "core/v1:Secret": ("type", "data", "stringData"),
     "core/v1:Service": ("spec.clusterIP",),
     "core/v1:PersistentVolumeClaim": ("spec",),
+    "core/v1:PersistentVolume": ("spec.csi", "spec.nfs", "spec.hostPath", "spec.local", "spec.awsElasticBlockStore"),
     "core/v1:ResourceQuota": ("spec.scopes",),
     "rbac.authorization.k8s.io/v1:ClusterRoleBinding": ("roleRef",),
     "rbac.authorization.k8s.io/v1:RoleBinding": ("roleRef",),

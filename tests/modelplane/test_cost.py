@@ -76,3 +76,38 @@ def test_planned_pools_hold_exactly_what_the_cost_table_counts(name: str) -> Non
         assert len(messages(budget.GPU_COUNT_WITHIN_BUDGET, resources, one_less)) == 1
         cheaper = {"maxMonthlyGpuCostUsd": report.total_max_monthly_usd - 1, "hourlyRates": rates}
         assert len(messages(budget.GPU_COST_WITHIN_BUDGET, resources, cheaper)) == 1
+
+
+def test_each_row_says_what_its_price_is() -> None:
+    """One price per type (us-east-1 on-demand): exact only there, or when the pool sets its own rate."""
+    from modelplane.plan.cost import PriceBasis
+
+    report = cost_report(environment(max_gpus=20, max_cost=100_000.0))
+    basis = {p.pool: (p.price_basis, p.approximate) for p in report.pools}
+    assert basis == {
+        "infer": (PriceBasis.SPOT_CEILING, True),
+        "train": (PriceBasis.CONFIGURED, False),
+        "reserved": (PriceBasis.CAPACITY_BLOCK, True),
+    }
+    document: dict[str, Any] = report.to_json()
+    assert document["approximate"] is True
+    assert [pool["price_basis"] for pool in document["pools"]] == ["spot-ceiling", "configured", "capacity-block"]
+    assert "upper bound" in report.pools[0].price_note
+
+
+def test_on_demand_outside_us_east_1_is_marked_an_approximation() -> None:
+    from modelplane.plan.cost import PriceBasis
+
+    env = EnvironmentConfig.model_validate(
+        {
+            "name": "eu",
+            "region": "eu-west-1",
+            "gpu_node_pools": [{"name": "train", "instance_type": "g6e.12xlarge", "max_size": 1}],
+            "budget": {"max_gpus": 4, "max_monthly_gpu_cost_usd": 100_000.0},
+        }
+    )
+    (pool,) = cost_report(env).pools
+    assert (pool.price_basis, pool.approximate, pool.region) == (PriceBasis.OTHER_REGION, True, "eu-west-1")
+    assert pool.price_note == "approximation: us-east-1 on-demand list price; eu-west-1 is not priced"
+    in_us_east_1 = cost_report(env.model_copy(update={"region": "us-east-1"})).pools[0]
+    assert (in_us_east_1.price_basis, in_us_east_1.approximate) == (PriceBasis.LIST, False)
