@@ -46,6 +46,7 @@ from modelplane.workloads.serving.spec import Accelerator
 from modelplane.workloads.spec_fields import repository_of
 from modelplane.workloads.training.dashboard import training_run_dashboard
 from modelplane.workloads.training.job import TrainingJob, TrainingJobArgs
+from modelplane.workloads.training.kubernetes import runtime_grace_seconds
 from modelplane.workloads.training.runtime import KubeflowTrainer
 
 DATASETS_CLAIM = "datasets"
@@ -461,7 +462,7 @@ def deploy_training_jobs(platform: Platform) -> None:
         return
     trainer = KubeflowTrainer(
         "kubeflow-trainer",
-        {},
+        {"termination_grace_seconds": runtime_grace_seconds(env.training_jobs)},
         opts=pulumi.ResourceOptions(provider=platform.kubernetes, depends_on=[platform.system_pool]),
     )
     for job in env.training_jobs:

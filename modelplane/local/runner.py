@@ -27,7 +27,7 @@ from modelplane.workloads.serving.kubernetes import server_arguments
 from modelplane.workloads.serving.spec import InferenceServiceSpec
 from modelplane.workloads.training.alerts import training_rules
 from modelplane.workloads.training.deepspeed_config import ds_config_for, settings_from
-from modelplane.workloads.training.kubernetes import artifact_uri, trainer_arguments
+from modelplane.workloads.training.kubernetes import LAUNCHER_MODULE, TRAINER_MODULE, artifact_uri, trainer_arguments
 from modelplane.workloads.training.spec import TrainingJobSpec
 
 STATE_FILE = "state.json"
@@ -209,10 +209,10 @@ def _train(
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(json.dumps(ds_config_for(job.deepspeed, plan.settings.training.processes), indent=2))
     command = [
-        sys.executable, "-m", "torch.distributed.run",
+        sys.executable, "-m", LAUNCHER_MODULE,
         "--nproc_per_node", str(plan.settings.training.processes),
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-        "--module", "modelplane.workloads.training.trainer",
+        "--module", TRAINER_MODULE,
         *trainer_arguments(job, plan.artifact_root, str(config_path), metrics_port),
         "--metrics-address", "127.0.0.1",
         # Local Prometheus scrapes every second: a few seconds are enough for the last values.

@@ -1,12 +1,15 @@
 """How a TrainingJobSpec becomes Kubernetes objects (Kubeflow Trainer) and an IAM policy: plain functions.
 
-The TrainJob runs `torchrun --module modelplane.workloads.training.trainer` on every node; the runtime's torch
-policy hands torchrun its rendezvous (PET_* variables), so the same spec runs on one node or many.
+The TrainJob runs the trainer's launcher (torchrun, ending with one line) with
+`--module modelplane.workloads.training.trainer` on every node; the runtime's torch policy hands it its
+rendezvous (PET_* variables), so the same spec runs on one node or many.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +48,45 @@ job's own priority is Kueue's (its WorkloadPriorityClass), which admits and pree
 
 DATASET_MOUNT_PATH = "/fsx"
 """Where a job's pods mount the S3-linked Lustre file system, when the platform has one."""
+LAUNCHER_MODULE = "modelplane.workloads.training.trainer.launch"
+TRAINER_MODULE = "modelplane.workloads.training.trainer"
+
+CHECKPOINT_BYTES_PER_PARAMETER = 16
+"""What a checkpoint holds per parameter with Adam: fp32 weights and two fp32 moments (12 bytes) and the 16-bit
+copy of mixed precision (2), rounded up."""
+CHECKPOINT_WRITE_BYTES_PER_SECOND = 100 * 1024**2
+"""A conservative rate for a node writing the whole checkpoint (ZeRO splits it over the nodes) to local disk and
+then to S3, or to the shared file system."""
+STEP_ALLOWANCE_SECONDS = 60
+"""The step in flight when SIGTERM comes finishes first, and the ranks agree to stop at its end."""
+EXIT_ALLOWANCE_SECONDS = 30
+"""After the checkpoint: the workers exit and the launcher reports."""
+MIN_COLLECTIVE_TIMEOUT_SECONDS = 300
+DEFAULT_TERMINATION_GRACE_SECONDS = 120
+"""The runtime's grace period when no job asks for more: a small model's step, checkpoint and exit."""
+
+
+def checkpoint_write_seconds(spec: TrainingJobSpec) -> int:
+    """How long writing one checkpoint of the job's model may take."""
+    return math.ceil(spec.base_model_parameters * CHECKPOINT_BYTES_PER_PARAMETER / CHECKPOINT_WRITE_BYTES_PER_SECOND)
+
+
+def preemption_grace_seconds(spec: TrainingJobSpec) -> int:
+    """From SIGTERM to SIGKILL, what a preempted pod needs: finish the step, write the checkpoint, exit."""
+    return STEP_ALLOWANCE_SECONDS + checkpoint_write_seconds(spec) + EXIT_ALLOWANCE_SECONDS
+
+
+def runtime_grace_seconds(specs: Iterable[TrainingJobSpec]) -> int:
+    """The shared runtime's grace period (Trainer 2.2 lets no TrainJob set its own): the longest any job needs."""
+    return max([DEFAULT_TERMINATION_GRACE_SECONDS, *(preemption_grace_seconds(spec) for spec in specs)])
+
+
+def collective_timeout_for(spec: TrainingJobSpec) -> int:
+    """The job's own, or twice a checkpoint's write plus a step: ranks wait at a barrier while their node's
+    leader uploads, and at start while it downloads the base model (smaller than a checkpoint)."""
+    if spec.collective_timeout_seconds is not None:
+        return spec.collective_timeout_seconds
+    return max(MIN_COLLECTIVE_TIMEOUT_SECONDS, 2 * checkpoint_write_seconds(spec) + STEP_ALLOWANCE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -97,10 +139,18 @@ def trainer_arguments(
         "--checkpoint-every-steps", str(spec.checkpoint_every_steps),
         "--max-length", str(spec.max_length),
         "--metrics-port", str(metrics_port),
+        "--collective-timeout-seconds", str(collective_timeout_for(spec)),
     ]  # fmt: skip
     if spec.max_steps is not None:
         arguments += ["--max-steps", str(spec.max_steps)]
+    if spec.labels is not None:
+        arguments += ["--labels", ",".join(spec.labels)]
     return arguments
+
+
+def launcher_command() -> list[str]:
+    """torchrun through modelplane's launcher, running the trainer module; the rendezvous comes as PET_*."""
+    return ["python", "-m", LAUNCHER_MODULE, "--module", TRAINER_MODULE]
 
 
 def node_resources(spec: TrainingJobSpec, instance: GpuInstanceType, efa: bool) -> dict[str, dict[str, str]]:
@@ -123,6 +173,8 @@ def trainer_environment(spec: TrainingJobSpec, efa: bool) -> list[dict[str, str]
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
         "NCCL_DEBUG": "WARN",
+        # How long torchrun waits for its workers after passing SIGTERM on: the step and the checkpoint.
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": str(preemption_grace_seconds(spec) - EXIT_ALLOWANCE_SECONDS),
     }
     if efa:
         # aws-ofi-nccl over EFA: NCCL traffic bypasses the kernel's TCP stack.
@@ -211,7 +263,7 @@ def train_job_manifest(
             "runtimeRef": {"name": RUNTIME_NAME, "kind": "ClusterTrainingRuntime", "apiGroup": "trainer.kubeflow.org"},
             "trainer": {
                 "image": image,
-                "command": ["torchrun", "--module", "modelplane.workloads.training.trainer"],
+                "command": launcher_command(),
                 "args": trainer_arguments(spec, artifact_root, config_path, METRICS_PORT, dataset_volume),
                 "env": trainer_environment(spec, efa),
                 "numNodes": spec.nodes,
@@ -267,14 +319,17 @@ def node_pod_patch(
     }
 
 
-def cluster_training_runtime_manifest(max_restarts: int = 10) -> dict[str, Any]:
+def cluster_training_runtime_manifest(
+    max_restarts: int = 10, termination_grace_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS
+) -> dict[str, Any]:
     """The DeepSpeed-over-torchrun runtime every modelplane TrainJob uses.
 
     No pod group policy: Kueue admits all of a job's nodes together (and evicts them together when they are not
     all ready in time), and no runtime may ask for a gang scheduler the cluster does not run (Trainer 2.2 would
     never create the JobSet). A failed node restarts the whole group (up to `max_restarts`, the platform's
     ceiling; each job's own budget is enforced by its trainer, which counts restarts in its checkpoints).
-    Karpenter never consolidates a node away under a running rank.
+    Karpenter never consolidates a node away under a running rank. A pod told to go (a spot reclaim, Kueue
+    preempting the job) gets `termination_grace_seconds` to checkpoint: see `runtime_grace_seconds`.
     """
     return {
         "apiVersion": TRAINER_API_VERSION,
@@ -295,6 +350,7 @@ def cluster_training_runtime_manifest(max_restarts: int = 10) -> dict[str, Any]:
                                         "metadata": {"annotations": {DO_NOT_DISRUPT_ANNOTATION: "true"}},
                                         "spec": {
                                             "priorityClassName": training_priority_class(RUNTIME_PRIORITY),
+                                            "terminationGracePeriodSeconds": termination_grace_seconds,
                                             "securityContext": {
                                                 "runAsNonRoot": True,
                                                 "runAsUser": NON_ROOT_UID,

@@ -12,7 +12,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from modelplane.terms.scheduling import POOL_LABEL, SYSTEM_POOL_NAME
-from modelplane.workloads.training.kubernetes import TRAINER_API_VERSION, cluster_training_runtime_manifest
+from modelplane.workloads.training.kubernetes import (
+    DEFAULT_TERMINATION_GRACE_SECONDS,
+    TRAINER_API_VERSION,
+    cluster_training_runtime_manifest,
+)
 
 CHART = "oci://ghcr.io/kubeflow/charts/kubeflow-trainer"
 CHART_VERSION = "2.2.1"
@@ -32,6 +36,9 @@ def trainer_chart_values() -> dict[str, object]:
 class KubeflowTrainerArgs(TypedDict):
     max_restarts: NotRequired[int]
     """Most group restarts any TrainJob gets from the runtime; default 10."""
+    termination_grace_seconds: NotRequired[int]
+    """Between SIGTERM and SIGKILL, the time every training pod gets to checkpoint: `runtime_grace_seconds` of the
+    environment's jobs; default 120."""
 
 
 class KubeflowTrainer(pulumi.ComponentResource):
@@ -42,6 +49,9 @@ class KubeflowTrainer(pulumi.ComponentResource):
         max_restarts = args.get("max_restarts", 10)
         if max_restarts < 0:
             raise ValueError(f"max_restarts={max_restarts}: must be at least 0")
+        grace = args.get("termination_grace_seconds", DEFAULT_TERMINATION_GRACE_SECONDS)
+        if grace < 1:
+            raise ValueError(f"termination_grace_seconds={grace}: must be at least 1")
         release = k8s.helm.v3.Release(
             f"{name}-controller",
             name="kubeflow-trainer",
@@ -53,7 +63,7 @@ class KubeflowTrainer(pulumi.ComponentResource):
             values=trainer_chart_values(),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        manifest = cluster_training_runtime_manifest(max_restarts=max_restarts)
+        manifest = cluster_training_runtime_manifest(max_restarts=max_restarts, termination_grace_seconds=grace)
         k8s.apiextensions.CustomResource(
             f"{name}-deepspeed-runtime",
             api_version=TRAINER_API_VERSION,

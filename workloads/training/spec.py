@@ -55,6 +55,15 @@ class TrainingJobSpec(BaseModel):
     """Pretrained model directory (Hugging Face layout) to fine-tune."""
     dataset: str
     """JSONL or CSV with `text` and `label`."""
+    labels: list[str] | None = None
+    """The job's label set, in class order: a row with any other label (a typo) fails the job before its first
+    step, naming the file, the line and the nearest label. None: the training data's labels, unchecked."""
+    base_model_parameters: int = Field(default=110_000_000, ge=1)
+    """Parameters of the base model (MiniLM-L6: 22.7M; the default is BERT-base's): sizes the checkpoint, hence
+    how long a preempted pod gets to write it and how long a collective may wait for a checkpointing rank."""
+    collective_timeout_seconds: int | None = Field(default=None, ge=10, le=24 * 60 * 60)
+    """How long a rank waits for its peers before the job fails (a stalled or lost rank); None: sized from the
+    checkpoint (see `collective_timeout_for`)."""
     checkpoint_path: str | None = None
     """Where checkpoints go; required for multi-node jobs (they restart as a group from it)."""
     model_path: str | None = None
@@ -88,6 +97,19 @@ class TrainingJobSpec(BaseModel):
     @classmethod
     def _artifact_path(cls, value: str | None) -> str | None:
         return None if value is None else artifact_path(value, example="datasets/x.jsonl")
+
+    @field_validator("labels")
+    @classmethod
+    def _label_set(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        labels = [label.strip() for label in value]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError(f"labels={value}: give two or more distinct labels, in class order")
+        for label in labels:
+            if not label or "," in label:
+                raise ValueError(f"labels: {label!r} is not a label; labels are non-empty and hold no commas")
+        return labels
 
     @field_validator("env")
     @classmethod

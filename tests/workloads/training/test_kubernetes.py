@@ -10,10 +10,15 @@ import pytest
 from modelplane.components.gpu_queues import counted_resources
 from modelplane.terms.gpu_catalog import gpu_instance_type
 from modelplane.workloads.training.kubernetes import (
+    DEFAULT_TERMINATION_GRACE_SECONDS,
+    MIN_COLLECTIVE_TIMEOUT_SECONDS,
     artifact_uri,
     bucket_prefix,
+    checkpoint_write_seconds,
     cluster_training_runtime_manifest,
     node_resources,
+    preemption_grace_seconds,
+    runtime_grace_seconds,
     s3_access_policy,
     train_job_manifest,
     trainer_arguments,
@@ -96,7 +101,10 @@ def test_train_job_runs_torchrun_on_the_pool_tolerating_the_gpu_taint() -> None:
     body = manifest()
     trainer = body["spec"]["trainer"]
     assert body["spec"]["runtimeRef"]["name"] == "modelplane-deepspeed"
-    assert trainer["command"] == ["torchrun", "--module", "modelplane.workloads.training.trainer"]
+    assert trainer["command"] == [
+        *("python", "-m", "modelplane.workloads.training.trainer.launch"),
+        *("--module", "modelplane.workloads.training.trainer"),
+    ]
     assert trainer["numNodes"] == 2
     assert trainer["numProcPerNode"] == 8
     assert body["spec"]["activeDeadlineSeconds"] == 24 * 60 * 60
@@ -260,3 +268,44 @@ def test_a_dataset_under_the_lustre_prefix_is_read_from_the_file_system() -> Non
     assert claim in pod_volumes("cfg", 8, volume)
     assert claim not in pod_volumes("cfg", 8)
     assert {"name": "datasets", "mountPath": "/fsx", "readOnly": True} in volume_mounts(volume)
+
+
+def test_the_trainer_gets_the_collective_timeout_sized_from_the_model_or_the_jobs_own() -> None:
+    def timeout(**overrides: object) -> int:
+        arguments = trainer_arguments(spec(**overrides), "s3://b", "/etc/ds.json", 9400)
+        return int(arguments[arguments.index("--collective-timeout-seconds") + 1])
+
+    assert timeout(base_model_parameters=22_700_000) == MIN_COLLECTIVE_TIMEOUT_SECONDS
+    seven_billion = timeout(base_model_parameters=7_000_000_000)
+    assert seven_billion >= 2 * checkpoint_write_seconds(spec(base_model_parameters=7_000_000_000))
+    assert timeout(collective_timeout_seconds=45) == 45
+
+
+def test_a_preempted_pod_has_time_for_its_step_and_checkpoint() -> None:
+    small, large = spec(base_model_parameters=22_700_000), spec(base_model_parameters=1_300_000_000)
+    assert checkpoint_write_seconds(large) > checkpoint_write_seconds(small)
+    for job in (small, large):
+        grace = preemption_grace_seconds(job)
+        assert grace > checkpoint_write_seconds(job)
+        body = train_job_manifest(
+            job,
+            namespace="ml",
+            image="trainer:0.1.0",
+            artifact_root="s3://artifacts",
+            instance=gpu_instance_type("p5.48xlarge"),
+            efa=False,
+            service_account="intents",
+            config_map_name="intents-deepspeed",
+            queue_name="gpu",
+        )
+        env = {e["name"]: e["value"] for e in body["spec"]["trainer"]["env"]}
+        # torchrun waits this long for its workers after SIGTERM: the step and the checkpoint, inside the grace.
+        shutdown = int(env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"])
+        assert checkpoint_write_seconds(job) < shutdown < grace
+    # The runtime is shared: its grace period covers the most demanding job.
+    grace = runtime_grace_seconds([small, large])
+    assert grace == preemption_grace_seconds(large)
+    runtime = cluster_training_runtime_manifest(termination_grace_seconds=grace)
+    assert runtime_pod(runtime)["spec"]["terminationGracePeriodSeconds"] == grace
+    assert schema_problems(runtime) == []
+    assert runtime_grace_seconds([]) == DEFAULT_TERMINATION_GRACE_SECONDS

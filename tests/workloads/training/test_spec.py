@@ -106,3 +106,33 @@ def test_priority_and_team_are_read_from_plain_data() -> None:
     assert spec.priority is TrainingPriority.LOW
     assert spec.team == "research"
     assert TrainingJobSpec.model_validate(spec.model_dump(mode="json")) == spec
+
+
+def test_the_declared_labels_flow_from_the_environment_config_to_the_trainers_arguments() -> None:
+    from modelplane.workloads.training.kubernetes import trainer_arguments
+
+    env = parse_environment("dev", "us-east-1", environment(job(labels=["negative", " neutral", "positive"])))
+    (spec,) = env.training_jobs
+    assert spec.labels == ["negative", "neutral", "positive"]
+    arguments = trainer_arguments(spec, "s3://b", "/etc/modelplane/deepspeed.json", 9400)
+    assert arguments[arguments.index("--labels") + 1] == "negative,neutral,positive"
+
+
+def test_a_job_without_labels_passes_none_to_the_trainer() -> None:
+    from modelplane.workloads.training.kubernetes import trainer_arguments
+
+    (spec,) = parse_environment("dev", "us-east-1", environment(job())).training_jobs
+    assert "--labels" not in trainer_arguments(spec, "s3://b", "/etc/ds.json", 9400)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (["positive"], "two or more distinct labels"),
+        (["a", "b", "a"], "two or more distinct labels"),
+        (["a", ""], "'' is not a label"),
+        (["a", "b,c"], "'b,c' is not a label"),
+    ],
+)
+def test_a_bad_label_set_is_refused(labels: list[str], message: str) -> None:
+    assert any(message in problem for problem in problems(job(labels=labels)))
