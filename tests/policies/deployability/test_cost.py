@@ -13,6 +13,7 @@ from modelplane.policies.deployability.cost import (
     gpu_capacity,
     max_gpus_by_source,
     total_max_gpus,
+    uncounted_gpu_types,
 )
 from tests.conftest import ProgramRunner
 from tests.policies.deployability.cluster_plans import (
@@ -56,10 +57,17 @@ def test_a_node_pool_is_bounded_by_whichever_limit_binds_first() -> None:
     assert gpu_capacity([node_pool("cpu", ("m7i.large",), labels={}, taints=[], limits={"cpu": "8"})]) == []
 
 
-def test_unknown_and_uncatalogued_sizes_are_skipped() -> None:
+def test_unknown_sizes_and_types_no_table_counts_are_skipped() -> None:
     assert gpu_capacity([node_group("later", max_size=UNKNOWN), node_group("types", UNKNOWN)]) == []
-    assert gpu_capacity([node_group("odd", ("g4dn.xlarge",))]) == []
+    unknown_type = node_group("new", ("p9.96xlarge",))
+    assert gpu_capacity([unknown_type]) == []
+    assert uncounted_gpu_types([unknown_type]) == {unknown_type["urn"]: ["p9.96xlarge"]}
     assert check_cost([node_pool("later", limits=UNKNOWN)]) == []  # type: ignore[arg-type]
+
+
+def test_gpu_types_outside_the_catalog_are_counted_from_ec2s_table() -> None:
+    (capacity,) = gpu_capacity([node_group("t4", ("g4dn.12xlarge",))])
+    assert capacity.max_gpus == capacity.max_nodes * 4
 
 
 def test_a_gpu_node_pool_without_a_gpu_bound() -> None:
