@@ -82,7 +82,7 @@ GOOD = [deployment(), train_job(), runtime()]
 BAD: list[tuple[ResourceRule, Callable[[], dict[str, Any]]]] = [
     (
         workloads.REQUIRE_REQUESTS_AND_LIMITS,
-        lambda: with_container(resources={"limits": {"cpu": "1", "memory": "1Gi"}}),
+        lambda: with_container(resources={"requests": {"cpu": "1", "memory": "1Gi"}}),
     ),
     (workloads.REQUIRE_REQUESTS_AND_LIMITS, lambda: train_job(resourcesPerNode=None)),
     (workloads.DISALLOW_ROOT, lambda: with_security(runAsNonRoot=None)),
