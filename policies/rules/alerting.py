@@ -11,12 +11,20 @@ shows. Whether prod routes `critical` somewhere is therefore taken from the envi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelplane.policies.rules.pod_specs import TRAIN_JOB_TYPE
+from modelplane.policies.rules.pod_specs import TRAIN_JOB_TYPE, resource_kind
 from modelplane.policies.rules.props import as_dict, as_list, dig, is_unknown
 from modelplane.policies.rules.rule import Finding, ResourceRule, Rule, StackResource, StackRule, children_of
+from modelplane.policies.rules.training_jobs import (
+    CHECKPOINT_ARGUMENT,
+    CHECKPOINT_VARIABLE,
+    deadline_field,
+    deadline_path,
+    has_checkpoint_uri,
+    has_deadline,
+)
 
 PROMETHEUS_RULE_TYPE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 INFERENCE_SERVICE_TYPE = "modelplane:workloads:InferenceService"
@@ -26,8 +34,6 @@ SEVERITIES = ("critical", "warning", "info")
 LATENCY_ALERTS = frozenset({"InferenceLatencyHigh"})
 ERROR_ALERTS = frozenset({"InferenceErrorBudgetFastBurn", "InferenceErrorBudgetSlowBurn"})
 STALL_ALERTS = frozenset({"TrainingStalled"})
-DEADLINE_FIELD = "activeDeadlineSeconds"
-CHECKPOINT_ARGUMENT = "--checkpoint-uri"
 
 
 def _alerting_rules(props: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -87,55 +93,46 @@ def _train_jobs(job: StackResource, resources: list[StackResource]) -> list[Stac
     return [child for child in children_of(job.urn, resources) if child.type == TRAIN_JOB_TYPE]
 
 
-def _positive(value: Any) -> bool:
-    try:
-        return float(value) > 0
-    except (TypeError, ValueError):
-        return False
-
-
-def _has_deadline(train_job: dict[str, Any]) -> bool | None:
-    seconds = dig(train_job, "spec", DEADLINE_FIELD)
-    if is_unknown(seconds):
-        return None
-    return _positive(seconds)
-
-
-def _has_checkpoint_uri(train_job: dict[str, Any]) -> bool | None:
-    arguments = dig(train_job, "spec", "trainer", "args")
-    if is_unknown(arguments):
-        return None
-    arguments = as_list(arguments)
-    for index, argument in enumerate(arguments):
-        if argument == CHECKPOINT_ARGUMENT and index + 1 < len(arguments):
-            uri = arguments[index + 1]
-            return None if is_unknown(uri) else bool(isinstance(uri, str) and uri.strip())
-        if isinstance(argument, str) and argument.startswith(f"{CHECKPOINT_ARGUMENT}="):
-            return bool(argument.split("=", 1)[1].strip())
-    return False
-
-
-def _train_job_findings(resources: list[StackResource], what: str, holds: Any) -> list[Finding]:
+def _train_job_findings(
+    resources: list[StackResource], what: Callable[[str], str], holds: Callable[[str, dict[str, Any]], bool | None]
+) -> list[Finding]:
+    """modelplane's TrainingJobs through their TrainJobs, and every training job written by hand."""
     findings = []
+    owned: set[str] = set()
     for job in (r for r in resources if r.type == TRAINING_JOB_TYPE):
         train_jobs = _train_jobs(job, resources)
+        owned |= {tj.urn for tj in train_jobs}
         if not train_jobs:
-            findings.append(Finding(f"training job {job.name!r} has no TrainJob child to carry {what}", job.urn))
+            findings.append(
+                Finding(f"training job {job.name!r} has no TrainJob child to carry {what(TRAIN_JOB_TYPE)}", job.urn)
+            )
         findings += [
-            Finding(f"training job {job.name!r}: TrainJob {tj.name!r} has no {what}", tj.urn)
+            Finding(f"training job {job.name!r}: TrainJob {tj.name!r} has no {what(tj.type)}", tj.urn)
             for tj in train_jobs
-            if holds(tj.props) is False
+            if holds(tj.type, tj.props) is False
         ]
+    findings += [
+        Finding(f"{_kind(raw.type)} {raw.name!r} has no {what(raw.type)}", raw.urn)
+        for raw in resources
+        if raw.urn not in owned and deadline_path(raw.type) is not None and holds(raw.type, raw.props) is False
+    ]
     return findings
 
 
+def _kind(resource_type: str) -> str:
+    kind = resource_kind(resource_type)
+    return kind.kind if kind is not None else resource_type
+
+
 def _training_deadline(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
-    return _train_job_findings(resources, f"deadline (a positive spec.{DEADLINE_FIELD})", _has_deadline)
+    return _train_job_findings(resources, lambda type_: f"deadline (a positive {deadline_field(type_)})", has_deadline)
 
 
 def _training_checkpoints(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
     return _train_job_findings(
-        resources, f"checkpoint URI ({CHECKPOINT_ARGUMENT} in the trainer's args)", _has_checkpoint_uri
+        resources,
+        lambda _type: f"checkpoint URI ({CHECKPOINT_ARGUMENT} in the trainer's args, or {CHECKPOINT_VARIABLE})",
+        has_checkpoint_uri,
     )
 
 
@@ -178,13 +175,16 @@ INFERENCE_SERVICE_ALERTS = StackRule(
 )
 TRAINING_JOB_DEADLINE = StackRule(
     name="modelplane-workloads-trainingjob-require-deadline",
-    description="Every TrainingJob's TrainJob carries a run deadline (spec.activeDeadlineSeconds).",
+    description="Every training job carries a run deadline: a TrainingJob's or raw TrainJob's "
+    "spec.activeDeadlineSeconds, a Kubeflow PyTorchJob's (MPIJob, TFJob, ...) spec.runPolicy.activeDeadlineSeconds, "
+    "a RayJob's spec.activeDeadlineSeconds.",
     why="A hung or runaway run stops instead of burning GPU hours until someone notices.",
     check=_training_deadline,
 )
 TRAINING_JOB_CHECKPOINTS = StackRule(
     name="modelplane-workloads-trainingjob-require-checkpoint-uri",
-    description="Every TrainingJob's trainer writes checkpoints to a URI (--checkpoint-uri).",
+    description="Every training job (TrainingJob, raw TrainJob, Kubeflow or Ray job) tells its trainer where to write "
+    "checkpoints (--checkpoint-uri, or MODELPLANE_CHECKPOINT_URI).",
     why="Spot interruptions and node failures resume from the newest checkpoint instead of starting over.",
     check=_training_checkpoints,
 )

@@ -20,6 +20,7 @@ from modelplane.policies.rules import (
     kms,
     network,
     nodes,
+    pod_security,
     registry,
     storage,
     workloads,
@@ -33,6 +34,7 @@ LEVEL_EXCEPTIONS: dict[str, dict[str, str]] = {
     cluster.EKS_PRIVATE_ENDPOINT.name: {"dev": "disabled", "staging": "advisory", "prod": "mandatory"},
     # Only prod serves the public.
     exposure.INTERNAL_LOAD_BALANCERS.name: {"dev": "advisory", "staging": "mandatory", "prod": "disabled"},
+    exposure.INTERNAL_INGRESSES.name: {"dev": "advisory", "staging": "mandatory", "prod": "disabled"},
     # Config validation already requires a critical receiver in prod; elsewhere it is advice.
     alerting.CRITICAL_RECEIVER.name: {"dev": "disabled", "staging": "advisory", "prod": "mandatory"},
 }
@@ -47,6 +49,7 @@ RULES: list[Rule] = [
     *compute.RULES,
     *nodes.RULES,
     *workloads.RULES,
+    *pod_security.RULES,
     *exposure.RULES,
     *alerting.RULES,
     *budget.RULES,
