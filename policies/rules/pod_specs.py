@@ -12,7 +12,8 @@ the trainer container), and each TrainJob fills in the trainer's image and resou
 rest (`inherited` names what a container gets from the other resource), and each runtime patch for what it sets.
 
 A patch (`partial`: a `*Patch` resource, a TrainJob's runtime patch, a KServe model merged into its serving
-runtime's container) leaves what it omits as the patched object has it, so rules check only what a patch sets.
+runtime's container, the Prometheus operator's `spec.containers`) leaves what it omits as the patched object
+has it, so rules check only what a patch sets.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ KSERVE_MODEL_FIELDS = frozenset(
         "art",
     }
 )
+PROMETHEUS_OPERATOR_GROUP = "monitoring.coreos.com"
+PROMETHEUS_OPERATOR_KINDS = frozenset({"Prometheus", "PrometheusAgent", "Alertmanager", "ThanosRuler"})
+"""Their `spec.containers` are merged into the pods the operator generates, which hold the rest."""
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 LIST_ITEM_NAMES = ("name", "groupName")
 SERVING_RUNTIME_ASPECTS = frozenset({"image"})
@@ -192,6 +196,10 @@ def find_pod_specs(value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
 
 def _discovered_templates(props: dict[str, Any], partial: bool) -> list[PodTemplate]:
     return [_template(where, pod, partial=partial) for where, pod in find_pod_specs(props.get("spec"), "spec")]
+
+
+def _operator_pod_patches(props: dict[str, Any], _partial: bool) -> list[PodTemplate]:
+    return _discovered_templates(props, partial=True)
 
 
 def _built_in_templates(kind: ResourceKind, props: dict[str, Any]) -> list[PodTemplate]:
@@ -329,6 +337,7 @@ KNOWN_GROUP_KINDS: dict[tuple[str, str], Callable[[dict[str, Any], bool], list[P
     (TRAINER_GROUP, TRAIN_JOB_KIND): _train_job_templates,
     **{(ARGO_GROUP, kind): _argo_templates for kind in ARGO_WORKFLOW_KINDS},
     (KSERVE_GROUP, "InferenceService"): _kserve_templates,
+    **{(PROMETHEUS_OPERATOR_GROUP, kind): _operator_pod_patches for kind in PROMETHEUS_OPERATOR_KINDS},
 }
 
 

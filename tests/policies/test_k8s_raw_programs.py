@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from modelplane.plan.policy_check import Report
+from modelplane.policies.deployability.cluster_model import container_requests
 from modelplane.policies.rules import alerting, exposure, pod_security, workloads
 from modelplane.policies.rules.rule import Rule
 from tests.conftest import ProgramRunner
@@ -266,6 +267,7 @@ def test_gpu_given_only_as_a_limit_passes_every_pod_rule(run_program: ProgramRun
     limits_only = {"limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}}
     gpu_only_in_limits = {"requests": {"cpu": "4", "memory": "16Gi"}, "limits": {**limits_only["limits"]}}
     assert fired(run_program, gpu_deployment(limits_only), POD_RULES) == set()
+    assert container_requests({"resources": limits_only})["nvidia.com/gpu"] == 1  # what deployability's fit counts
     assert fired(run_program, gpu_deployment(gpu_only_in_limits), POD_RULES) == set()
     differing = {
         "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},

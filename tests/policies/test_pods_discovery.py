@@ -143,6 +143,12 @@ def test_mappings_that_are_not_pod_specs_are_not_taken_for_one() -> None:
     assert wheres("kubernetes:helm.sh/v3:Release", {"spec": pod()}) == []
 
 
+def test_prometheus_operator_container_overrides_are_patches() -> None:
+    spec = {"containers": [{"name": "prometheus", "resources": {"limits": {"memory": "4Gi"}}}]}
+    template = only("kubernetes:monitoring.coreos.com/v1:Prometheus", {"spec": spec})
+    assert template.partial and [c.partial for c in template.containers] == [True]
+
+
 def test_a_pod_whose_containers_are_not_yet_known_is_still_a_pod() -> None:
     template = only("kubernetes:example.com/v1:Thing", {"spec": {"containers": UNKNOWN, "hostPID": True}})
     assert template.spec["hostPID"] is True and template.containers == []
