@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelplane.policies.rules.pod_specs import TRAIN_JOB_TYPE, resource_kind
-from modelplane.policies.rules.props import as_dict, as_list, dig, is_unknown
+from modelplane.policies.rules.props import as_list, dig, is_unknown
 from modelplane.policies.rules.rule import Finding, ResourceRule, Rule, StackResource, StackRule, children_of
 from modelplane.policies.rules.training_jobs import (
     CHECKPOINT_ARGUMENT,
@@ -38,10 +38,10 @@ STALL_ALERTS = frozenset({"TrainingStalled"})
 
 def _alerting_rules(props: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [
-        (f"spec.groups[{dig(group, 'name') or g}].rules[{r}]", as_dict(rule))
+        (f"spec.groups[{dig(group, 'name') or g}].rules[{r}]", rule)
         for g, group in enumerate(as_list(dig(props, "spec", "groups")))
         for r, rule in enumerate(as_list(dig(group, "rules")))
-        if dig(rule, "alert") is not None
+        if isinstance(rule, dict) and rule.get("alert") is not None
     ]
 
 
@@ -55,6 +55,18 @@ def _severity_and_summary(_type: str, props: dict[str, Any], _config: Mapping[st
             )
         if not is_unknown(summary) and not (isinstance(summary, str) and summary.strip()):
             problems.append(f"{where} ({rule['alert']}): no summary annotation; say in one line what is wrong")
+    return problems
+
+
+def _runbook_url(_type: str, props: dict[str, Any], _config: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for where, rule in _alerting_rules(props):
+        url = dig(rule, "annotations", "runbook_url")
+        if is_unknown(url) or (isinstance(url, str) and url.startswith(("https://", "http://"))):
+            continue
+        problems.append(
+            f"{where} ({rule['alert']}): runbook_url is {url!r}; link the page that says how to confirm and act"
+        )
     return problems
 
 
@@ -167,6 +179,13 @@ PROMETHEUS_RULE_SEVERITY_AND_SUMMARY = ResourceRule(
     resource_types=frozenset({PROMETHEUS_RULE_TYPE}),
     check=_severity_and_summary,
 )
+PROMETHEUS_RULE_RUNBOOK = ResourceRule(
+    name="kubernetes-monitoring-prometheusrule-require-runbook-url",
+    description="Every alert in every PrometheusRule links its runbook (an http(s) runbook_url annotation).",
+    why="Whoever is paged at 3 a.m. needs the page that says what the alert means and what to do, one click away.",
+    resource_types=frozenset({PROMETHEUS_RULE_TYPE}),
+    check=_runbook_url,
+)
 INFERENCE_SERVICE_ALERTS = StackRule(
     name="modelplane-workloads-inferenceservice-require-alerts",
     description="Every InferenceService has latency and error alerts in a child PrometheusRule.",
@@ -210,6 +229,7 @@ CRITICAL_RECEIVER = StackRule(
 
 RULES: list[Rule] = [
     PROMETHEUS_RULE_SEVERITY_AND_SUMMARY,
+    PROMETHEUS_RULE_RUNBOOK,
     INFERENCE_SERVICE_ALERTS,
     TRAINING_JOB_DEADLINE,
     TRAINING_JOB_CHECKPOINTS,

@@ -63,7 +63,7 @@ def _seccomp(container: Container, pod: PodTemplate, _config: Mapping[str, Any])
     kind = dig(profile, "type")
     if is_unknown(profile) or is_unknown(kind) or left_to_patched(container, kind):
         return []
-    if kind in ALLOWED_SECCOMP_PROFILES:
+    if isinstance(kind, str) and kind in ALLOWED_SECCOMP_PROFILES:
         return []
     if kind is None:
         return ["has no seccomp profile; set securityContext.seccompProfile.type RuntimeDefault (pod or container)"]
