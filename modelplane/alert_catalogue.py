@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from modelplane.components.alerting.gpu_rules import gpu_rules
 from modelplane.components.alerting.platform_rules import platform_rules
 from modelplane.components.alerting.rules import RuleGroup
-from modelplane.workloads.serving.alerts import InferenceObjectives, inference_rules
+from modelplane.workloads.serving.alerts import inference_rules
+from modelplane.workloads.serving.spec import Batching, Objectives, inference_objectives
 from modelplane.workloads.training.alerts import TrainingAlertThresholds, training_rules
 
 EXAMPLE_POOL = "gpu-small"
@@ -25,7 +26,8 @@ class CatalogueEntry:
 
 
 def _example_groups() -> list[tuple[str, RuleGroup]]:
-    inference = inference_rules(EXAMPLE_SERVICE, InferenceObjectives(p99_latency_seconds=0.5, max_queue_size=64))
+    # An inference service as declared with every default, so the catalogue's numbers are the ones deployed.
+    inference = inference_rules(EXAMPLE_SERVICE, inference_objectives(Objectives(), Batching()))
     return [
         ("GPU", gpu_rules()),
         ("platform", platform_rules({EXAMPLE_POOL: 2})),

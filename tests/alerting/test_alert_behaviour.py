@@ -18,6 +18,7 @@ NODE_GPU = 'gpu="0",Hostname="node-1"'
 TRAINING = 'job_name="llama-ft"'
 REQUESTS = 'modelplane_inference_requests_total{service="chat",model="llama"'
 LATENCY = 'modelplane_inference_request_duration_seconds_bucket{service="chat",model="llama"'
+SHED = 'modelplane_inference_requests_shed_total{service="chat",model="llama"'
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,16 @@ CASES = [
         silent={'modelplane_inference_queue_depth{service="chat",model="llama"}': "10x10"},
         labels={"service": "chat", "model": "llama"},
         summary="chat/llama queue is 93.75% full",
+    ),
+    AlertCase(
+        "inference",
+        "InferenceRequestsShed",
+        "20m",
+        # 5% of requests turned away, above the 1% default.
+        firing={f'{REQUESTS},code="200"}}': "0+95x20", f'{SHED},reason="queue_full"}}': "0+5x20"},
+        silent={f'{REQUESTS},code="200"}}': "0+95x20", f'{SHED},reason="queue_full"}}': "0x20"},
+        labels={"service": "chat", "model": "llama"},
+        summary="chat/llama turns away 5% of requests",
     ),
     AlertCase(
         "custom",

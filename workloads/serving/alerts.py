@@ -1,5 +1,9 @@
 """Alerts on one model inference service against its objectives, from the metrics the server exports.
 
+Load the server sheds (503 when its queue is full or it is shutting down, 504 when a deadline passed
+before the answer) is counted apart, in `modelplane_inference_requests_shed_total`: it is not an error of
+the service, so the error-budget alerts never see it, and `InferenceRequestsShed` watches it instead.
+
 The server exports exactly the metrics in `INFERENCE_METRICS`. It does not set `service`: the
 scrape does (a ServiceMonitor labels every series with the Kubernetes Service's name, which is the
 inference service's name); a `service` label set by the server would arrive as `exported_service`.
@@ -52,7 +56,7 @@ class InferenceObjectives:
     p99_latency_seconds: float
     """99% of requests answered within this."""
     max_queue_size: int
-    """The server's request queue capacity; requests beyond it are rejected."""
+    """The server's queue capacity in texts; requests beyond it are turned away (shed)."""
     availability: float = 0.999
     """Share of requests answered without a 5xx over 30 days."""
     queue_saturation_fraction: float = 0.8
@@ -60,6 +64,8 @@ class InferenceObjectives:
     model_error_ratio: float = 0.05
     """Alert when one model's 5xx share exceeds this over 5 minutes; a rarely used model can fail
     completely without burning the service's budget."""
+    shed_ratio: float = 0.01
+    """Alert when more than this share of a model's requests is turned away (shed) for 10 minutes."""
 
     def __post_init__(self) -> None:
         if self.p99_latency_seconds <= 0:
@@ -72,6 +78,8 @@ class InferenceObjectives:
             raise ValueError(f"queue_saturation_fraction={self.queue_saturation_fraction}: must be in (0, 1]")
         if not 0 < self.model_error_ratio < 1:
             raise ValueError(f"model_error_ratio={self.model_error_ratio}: must be between 0 and 1, e.g. 0.05")
+        if not 0 < self.shed_ratio < 1:
+            raise ValueError(f"shed_ratio={self.shed_ratio}: must be between 0 and 1, e.g. 0.01")
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,15 @@ def _error_ratio_recordings(scope: _Scope) -> RuleGroup:
     return RuleGroup(name=f"modelplane-inference-{scope.name}-error-ratios", rules=recordings)
 
 
+def _shed_ratio(scope: _Scope, window: str) -> str:
+    """Shed requests over all requests, per model; a model that sheds everything has no `requests_total`
+    series to add, hence the `or`."""
+    by = f"{scope.by}, model"
+    shed = f"sum by ({by}) (rate(modelplane_inference_requests_shed_total{{{scope.selector}}}[{window}]))"
+    answered = f"sum by ({by}) (rate(modelplane_inference_requests_total{{{scope.selector}}}[{window}]))"
+    return f"{shed} / ({shed} + ({answered} or {shed} * 0))"
+
+
 def _seconds(duration: str) -> int:
     units = {"m": 60, "h": 3600, "d": 86400}
     return int(duration[:-1]) * units[duration[-1]]
@@ -187,8 +204,9 @@ def _inference_alerts(scope: _Scope, objectives: InferenceObjectives) -> RuleGro
             severity=Severity.CRITICAL,
             summary=f"{shown} burns its error budget fast: the {objective_text} is at risk within hours",
             description=(
-                "5xx responses run at over 6 times the rate the objective allows, over both a long and a short "
-                "window. Roll back the last change or shed load; the server's logs name the failing model."
+                "5xx responses (shed load aside) run at over 6 times the rate the objective allows, over both a "
+                "long and a short window. Roll back the last change or shed load; the server's logs name the "
+                "failing model."
             ),
             runbook_url=runbook_url("InferenceErrorBudgetFastBurn"),
             labels=labels,
@@ -200,8 +218,8 @@ def _inference_alerts(scope: _Scope, objectives: InferenceObjectives) -> RuleGro
             severity=Severity.WARNING,
             summary=f"{shown} burns its error budget steadily: the {objective_text} is at risk within days",
             description=(
-                "5xx responses run above the rate the objective allows for a day or more. Find the failing "
-                "requests in the server's logs and fix them before the budget is spent."
+                "5xx responses (shed load aside) run above the rate the objective allows for a day or more. "
+                "Find the failing requests in the server's logs and fix them before the budget is spent."
             ),
             runbook_url=runbook_url("InferenceErrorBudgetSlowBurn"),
             labels=labels,
@@ -261,10 +279,28 @@ def _inference_alerts(scope: _Scope, objectives: InferenceObjectives) -> RuleGro
             summary="{{ $labels.service }}/{{ $labels.model }} queue is {{ $value | humanizePercentage }} full",
             description=(
                 f"The request queue stayed above {promql_number(objectives.queue_saturation_fraction * 100)}% of "
-                f"its {objectives.max_queue_size} slots; once full, requests are rejected. Add replicas or "
+                f"its {objectives.max_queue_size} texts; once full, requests are turned away. Add replicas or "
                 "raise the HorizontalPodAutoscaler's maximum (replicas.max)."
             ),
             runbook_url=runbook_url("InferenceQueueSaturated"),
+            labels=labels,
+        ),
+        AlertRule(
+            alert="InferenceRequestsShed",
+            expr=f"{_shed_ratio(scope, '5m')} > {promql_number(objectives.shed_ratio)}",
+            for_="10m",
+            severity=Severity.WARNING,
+            summary=(
+                "{{ $labels.service }}/{{ $labels.model }} turns away {{ $value | humanizePercentage }} of requests"
+            ),
+            description=(
+                "Replicas turn requests away uncomputed: 503 with Retry-After when the queue is full or they "
+                "shut down, 504 when a deadline passed in the queue; the error-budget alerts leave this load "
+                "shedding out, so this alert is the one that sees it. Add replicas or raise replicas.max, and "
+                "check that the autoscaler's metric follows the load; `modelplane_inference_requests_shed_total` "
+                "by reason says which."
+            ),
+            runbook_url=runbook_url("InferenceRequestsShed"),
             labels=labels,
         ),
     )

@@ -8,10 +8,11 @@ from modelplane.components.grafana_dashboards import dashboard, label_variable, 
 
 
 def inference_service_dashboard() -> dict[str, Any]:
-    """One inference service's traffic, errors, latency quantiles and queue, chosen by `service`."""
+    """One inference service's traffic, errors, shed load, latency quantiles and queue, chosen by `service`."""
     service = '{service="$service"}'
     errors = '{service="$service",code=~"5.."}'
     requests = "modelplane_inference_requests_total"
+    shed = "modelplane_inference_requests_shed_total"
     buckets = f"modelplane_inference_request_duration_seconds_bucket{service}"
     error_ratio = f"sum(rate({requests}{errors}[$__rate_interval])) / sum(rate({requests}{service}[$__rate_interval]))"
 
@@ -27,10 +28,15 @@ def inference_service_dashboard() -> dict[str, Any]:
         ),
         timeseries("5xx error ratio", [target(error_ratio, "errors")], unit="percentunit"),
         timeseries(
+            "Shed requests by reason (not errors: 503 overload or shutdown, 504 deadline)",
+            [target(f"sum by (reason) (rate({shed}{service}[$__rate_interval]))", "{{reason}}")],
+            unit="reqps",
+        ),
+        timeseries(
             "Latency", [latency("0.5", "p50", "A"), latency("0.95", "p95", "B"), latency("0.99", "p99", "C")], unit="s"
         ),
         timeseries(
-            "Queue depth by model",
+            "Queue depth by model (texts)",
             [target(f"sum by (model) (modelplane_inference_queue_depth{service})", "{{model}}")],
         ),
         timeseries(

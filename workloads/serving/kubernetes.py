@@ -84,10 +84,12 @@ def server_arguments(
         "--model-name", spec.served_model_name,
         "--port", str(port),
         "--max-batch-size", str(spec.batching.max_batch_size),
-        "--max-batch-wait-ms", f"{spec.batching.max_batch_wait_ms:g}",
         "--max-queue-size", str(spec.batching.max_queue_size),
         "--max-text-chars", str(spec.limits.max_text_chars),
         "--max-body-bytes", str(spec.limits.max_body_bytes),
+        "--header-timeout-seconds", f"{spec.limits.header_timeout_seconds:g}",
+        "--body-timeout-seconds", f"{spec.limits.body_timeout_seconds:g}",
+        "--request-timeout-seconds", f"{spec.limits.request_timeout_seconds:g}",
         "--shutdown-timeout-seconds", str(spec.drain_seconds),
     ]  # fmt: skip
 

@@ -72,17 +72,24 @@ class Objectives(StrictModel):
 
 
 class Batching(StrictModel):
+    """The model takes everything waiting each time it is free: a lone request runs at once, and batches
+    grow with the load."""
+
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     """Most texts run through the model at once; also the most per request."""
-    max_batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
-    """How long a batch waits for more requests before it runs."""
     max_queue_size: int = Field(default=256, ge=1, le=100_000)
-    """Requests allowed to wait per replica; beyond it the server answers 503 at once."""
+    """Texts (not requests) allowed to wait per replica; beyond it the server answers 503 at once."""
 
 
 class RequestLimits(StrictModel):
     max_text_chars: int = Field(default=4096, ge=1, le=1_000_000)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    header_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    """A connection that has not sent a request's headers by then gets 408 and is closed."""
+    body_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A request whose body has not arrived by then gets 408."""
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """A request's deadline (clients may set a shorter one): work still queued then is dropped, answered 504."""
 
 
 class Resources(StrictModel):
@@ -141,7 +148,8 @@ class InferenceServiceSpec(StrictModel):
     limits: RequestLimits = RequestLimits()
     resources: Resources = Resources()
     drain_seconds: int = Field(default=25, ge=1, le=600)
-    """After SIGTERM, how long a replica may take to answer what it accepted (the server's shutdown timeout)."""
+    """After SIGTERM, how long a replica may take to answer what it accepted (the server's shutdown timeout);
+    the server never queues more than its model, at its measured speed, can finish in this time."""
     canary: Canary | None = None
     env: dict[str, str] = Field(default_factory=dict)
     team: str | None = None
@@ -204,17 +212,22 @@ class InferenceServiceSpec(StrictModel):
 
     @property
     def queue_drain_seconds(self) -> float:
-        """Time a full queue takes to drain if every batch takes the p99 objective."""
-        batches = math.ceil(self.batching.max_queue_size / self.batching.max_batch_size)
+        """Time a full queue (in texts) and the batch running beside it take, if every batch takes the p99
+        objective."""
+        batches = math.ceil(self.batching.max_queue_size / self.batching.max_batch_size) + 1
         return batches * self.objectives.p99_latency_seconds
 
     def inference_objectives(self) -> InferenceObjectives:
-        """The alert rules' objectives: the declared ones and the queue the server is given."""
-        return InferenceObjectives(
-            p99_latency_seconds=self.objectives.p99_latency_seconds,
-            max_queue_size=self.batching.max_queue_size,
-            availability=self.objectives.availability,
-        )
+        return inference_objectives(self.objectives, self.batching)
+
+
+def inference_objectives(objectives: Objectives, batching: Batching) -> InferenceObjectives:
+    """The alert rules' objectives: the declared ones and the queue the server is given."""
+    return InferenceObjectives(
+        p99_latency_seconds=objectives.p99_latency_seconds,
+        max_queue_size=batching.max_queue_size,
+        availability=objectives.availability,
+    )
 
 
 def cpu_cores(quantity: str) -> float:
@@ -257,9 +270,10 @@ def spec_problems(spec: InferenceServiceSpec) -> list[str]:
         problems.append(f"scaling.target={target}: a CPU utilisation target is a percent of the request, 1-100")
     if spec.queue_drain_seconds > spec.drain_seconds:
         problems.append(
-            f"drain_seconds={spec.drain_seconds}: a full queue ({spec.batching.max_queue_size} requests in batches "
-            f"of {spec.batching.max_batch_size} at {spec.objectives.p99_latency_seconds}s each) takes "
-            f"{spec.queue_drain_seconds:g}s to drain; raise drain_seconds or lower batching.max_queue_size"
+            f"drain_seconds={spec.drain_seconds}: a full queue ({spec.batching.max_queue_size} texts in batches "
+            f"of {spec.batching.max_batch_size}, after the one running, at {spec.objectives.p99_latency_seconds}s "
+            f"each) takes {spec.queue_drain_seconds:g}s to drain; raise drain_seconds or lower "
+            "batching.max_queue_size"
         )
     if spec.canary is not None and spec.canary.image is None and spec.canary.model is None:
         problems.append("canary: set image, model or both; a canary differs from the stable track")

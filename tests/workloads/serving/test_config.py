@@ -7,11 +7,12 @@ from modelplane.workloads.serving.server.config import ServerConfig, config_from
 
 def test_options_win_over_environment_and_defaults_fill_the_rest():
     environ = {"MODELPLANE_MODEL_URI": "s3://models/run-1", "MODELPLANE_PORT": "9000", "MODELPLANE_MAX_BATCH_SIZE": "8"}
-    config = config_from_args(["--port", "9100", "--access-log", "false", "--max-batch-wait-ms", "2.5"], environ)
+    config = config_from_args(["--port", "9100", "--access-log", "false", "--request-timeout-seconds", "2.5"], environ)
     assert config.model_uri == "s3://models/run-1"
     assert config.port == 9100
     assert config.max_batch_size == 8
-    assert config.max_batch_wait_ms == 2.5
+    assert config.request_timeout_seconds == 2.5
+    assert (config.header_timeout_seconds, config.body_timeout_seconds) == (5.0, 10.0)
     assert config.access_log is False
     assert config.model_name == "model"
     assert config.max_queue_size == 256
@@ -50,7 +51,9 @@ def test_bad_settings_exit_naming_the_setting(argv: list[str], message: str, cap
         ({"device": "tpu"}, "device='tpu': must be auto, cpu, cuda or cuda:N"),
         ({"max_batch_size": 0}, "max_batch_size=0: must be at least 1"),
         ({"max_body_bytes": 0}, "max_body_bytes=0: must be at least 1"),
-        ({"max_batch_wait_ms": -1}, "max_batch_wait_ms=-1: must be 0 or more"),
+        ({"header_timeout_seconds": 0}, "header_timeout_seconds=0: must be above 0 and at most 3600"),
+        ({"body_timeout_seconds": float("nan")}, "body_timeout_seconds=nan: must be above 0"),
+        ({"request_timeout_seconds": 1e9}, "request_timeout_seconds=1000000000.0: must be above 0 and at most 3600"),
         ({"shutdown_timeout_seconds": 0}, "shutdown_timeout_seconds=0: must be at least 1"),
         ({"log_level": "loud"}, "log_level='loud'"),
     ],

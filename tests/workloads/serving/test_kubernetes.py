@@ -73,7 +73,9 @@ def test_the_server_accepts_every_rendered_argument() -> None:
     assert config.model_uri == "s3://artifacts/models/intents"
     assert config.model_name == "intents"
     assert (config.host, config.port, config.device) == ("0.0.0.0", 8080, "cuda")
-    assert (config.max_batch_size, config.max_batch_wait_ms, config.max_queue_size) == (32, 5.0, 256)
+    assert (config.max_batch_size, config.max_queue_size) == (32, 256)
+    timeouts = (config.header_timeout_seconds, config.body_timeout_seconds, config.request_timeout_seconds)
+    assert timeouts == (5.0, 10.0, 10.0)
     assert config.shutdown_timeout_seconds == 25
     assert config.model_cache_dir == "/var/cache/modelplane/models"
 

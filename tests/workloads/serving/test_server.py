@@ -1,22 +1,29 @@
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
+import socket
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import boto3
+import httpx
 import pytest
 import uvicorn
 from moto import mock_aws
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
-from modelplane.workloads.serving.server.app import ServingState
+from modelplane.workloads.serving.server.app import ServingState, build_app
 from modelplane.workloads.serving.server.classifier import TextClassifier
-from modelplane.workloads.serving.server.entrypoint import DrainingServer, fetch_model
+from modelplane.workloads.serving.server.entrypoint import DrainingServer, exit_code, fetch_model
+from modelplane.workloads.serving.server.metrics import ServingMetrics
 from modelplane.workloads.storage import upload_tree
 from tests.workloads.serving.conftest import LABELS, serve_in_subprocess
+from tests.workloads.serving.served_app import INFER, TIMEOUT_S, HeldModel, config_for, eventually, text_request
 
 
 def test_a_local_model_is_used_in_place(model_dir: Path, tmp_path: Path):
@@ -71,3 +78,44 @@ def test_a_server_without_its_model_waits_for_it_live_but_not_ready(model_dir: P
             assert answered.status == 200
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as metrics:
             assert 'modelplane_inference_model_loaded{model="model"} 1.0' in metrics.read().decode()
+
+
+def test_a_shutdown_that_cuts_off_accepted_requests_answers_them_503_and_exits_1(model_dir: Path):
+    """The model outlasts the shutdown timeout: the requests still open get a protocol answer, and the exit code
+    says the drain did not hold (a clean drain exits 0: see test_load)."""
+    model = HeldModel()
+    config = config_for(model_dir, shutdown_timeout_seconds=1)
+    state = ServingState()
+    metrics = ServingMetrics(CollectorRegistry(), config.model_name, config.max_batch_size)
+    app = build_app(config, LABELS, model.predict, metrics, state)
+    uvicorn_config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
+    server = DrainingServer(uvicorn_config, state)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    eventually(lambda: server.started, "the server started")
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def requests_through_shutdown() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=TIMEOUT_S) as client:
+            model.hold()
+            running = asyncio.ensure_future(client.post(INFER, json=text_request(["running"])))
+            await asyncio.to_thread(model.wait_until_running)
+            queued = asyncio.ensure_future(client.post(INFER, json=text_request(["queued"])))
+            await asyncio.to_thread(
+                eventually, lambda: metrics.queue_depth.collect()[0].samples[0].value == 1, "queued"
+            )
+            server.handle_exit(signal.SIGTERM, None)
+            return await asyncio.gather(running, queued)
+
+    answers = asyncio.run(asyncio.wait_for(requests_through_shutdown(), TIMEOUT_S))
+    model.release()
+    thread.join(TIMEOUT_S)
+    sock.close()
+
+    assert [answer.status_code for answer in answers] == [503, 503]
+    assert answers[0].json() == {"error": "the server shut down before answering; retry"}
+    assert state.unanswered_at_shutdown == 2
+    assert exit_code(server, state) == 1
+    assert model.computed == ["running"]

@@ -130,6 +130,7 @@ def test_service_monitor_copies_the_track_and_alerts_follow_the_objectives(run_p
         "InferenceModelNotLoaded",
         "InferenceNoReadyReplicas",
         "InferenceQueueSaturated",
+        "InferenceRequestsShed",
     }
     assert alerts["InferenceLatencyHigh"]["expr"].endswith("> 0.25")
     assert "(14.4 * 0.001)" in alerts["InferenceErrorBudgetFastBurn"]["expr"]

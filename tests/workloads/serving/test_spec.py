@@ -87,14 +87,28 @@ def test_in_flight_target_defaults_to_one_full_batch_per_pod() -> None:
         ({"canary": {"image": "server:0.1.0"}}, "inference_services[0].canary: its image and model equal"),
         (
             {"objectives": {"p99_latency_seconds": 2}, "batching": {"max_queue_size": 1024, "max_batch_size": 8}},
-            "inference_services[0].drain_seconds=25: a full queue (1024 requests in batches of 8 at 2.0s each) "
-            "takes 256s to drain",
+            "inference_services[0].drain_seconds=25: a full queue (1024 texts in batches of 8, after the one "
+            "running, at 2.0s each) takes 258s to drain",
         ),
     ],
 )
 def test_service_rules_against_the_environment(overrides: dict[str, Any], expected: str) -> None:
     found = problems(service(**overrides))
     assert any(expected in p for p in found), found
+
+
+def test_the_drain_estimate_counts_texts_and_the_batch_already_running() -> None:
+    def drain_problems(max_queue_size: int) -> list[str]:
+        batching = {"max_queue_size": max_queue_size, "max_batch_size": 32}
+        spec = InferenceServiceSpec.model_validate(service(objectives={"p99_latency_seconds": 1}, batching=batching))
+        return [p for p in spec_problems(spec) if p.startswith("drain_seconds")]
+
+    # 24 queued batches of 32 texts and the one running: 25 s at 1 s each, the whole drain_seconds.
+    assert drain_problems(768) == []
+    assert drain_problems(769) == [
+        "drain_seconds=25: a full queue (769 texts in batches of 32, after the one running, at 1.0s each) takes "
+        "26s to drain; raise drain_seconds or lower batching.max_queue_size"
+    ]
 
 
 def test_canary_replicas_count_against_the_pool() -> None:

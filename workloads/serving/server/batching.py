@@ -1,146 +1,242 @@
-"""Dynamic batching: concurrent requests wait briefly in a bounded queue and run through the model together.
+"""Adaptive batching: requests queue, and each time the model is free it takes everything waiting, up to
+`max_batch_size` texts. A lone request runs at once; under load the queue fills while the model computes, so
+batches grow with the load and no request waits on a timer.
 
-A batch runs when it holds `max_batch_size` texts or its first request has waited `max_batch_wait_s`.
-The model runs on one worker thread, so the event loop keeps accepting and answering requests meanwhile,
-and the next batch fills while the current one computes.
+Capacity is counted in texts, the model's unit of work. The queue holds at most `max_queue_texts`, and never
+more than the model, at its recent throughput, can finish within `drain_budget_s` (a part of the shutdown
+timeout): a server told to stop can answer everything it accepted. A request whose deadline passes or whose client goes leaves
+the queue at once, uncomputed. A batch that fails runs again request by request, so only a request that
+makes the model fail gets the error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 
+RECENT_BATCHES = 64
+"""How many recent model calls the throughput estimate looks back over."""
+
 
 class QueueFullError(Exception):
-    """The queue holds `max_queue_size` requests: answer 503 at once rather than add latency for everyone."""
+    """No room for the request's texts: answer 503 at once rather than add latency for everyone."""
 
 
 class BatcherClosedError(Exception):
     """The server is shutting down and takes no new requests."""
 
 
-@dataclass
+class DeadlineExceededError(Exception):
+    """The request's deadline passed before its answer was ready; queued work is dropped uncomputed."""
+
+
+@dataclass(eq=False)
 class _Pending(Generic[Result]):
     texts: list[str]
     answer: asyncio.Future[list[Result]]
+    deadline: float
+    """Event-loop time after which the answer is no longer wanted."""
+    queued: bool = True
+    expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 class DynamicBatcher(Generic[Result]):
-    """Runs `predict` (one result per text, in order) over batches of queued requests; `start` before `submit`."""
+    """Runs `predict` (one result per text, in order) over batches of queued requests on one worker thread;
+    `start` before `enqueue`."""
 
     def __init__(
         self,
         predict: Callable[[list[str]], Sequence[Result]],
         max_batch_size: int,
-        max_batch_wait_s: float,
-        max_queue_size: int,
+        max_queue_texts: int,
+        drain_budget_s: float,
         on_batch: Callable[[int], None] = lambda size: None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         self._predict = predict
         self.max_batch_size = max_batch_size
-        self._max_batch_wait_s = max_batch_wait_s
-        self._max_queue_size = max_queue_size
+        self._max_queue_texts = max_queue_texts
+        self._drain_budget_s = drain_budget_s
         self._on_batch = on_batch
-        # Unbounded so the close signal always fits; `submit` enforces `max_queue_size` itself.
-        self._queue: asyncio.Queue[_Pending[Result] | None] = asyncio.Queue()
-        self._waiting = 0
+        self._clock = clock
+        self._queue: deque[_Pending[Result]] = deque()
+        self._queued_requests = 0
+        self._waiting_texts = 0
+        self._running_texts = 0
+        self._recent_calls: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)
+        """(texts, seconds) of the model's recent calls."""
+        self._seconds_per_text = 0.0
         self._accepting = False
+        self._closing = False
+        self._wake = asyncio.Event()
         self._worker: ThreadPoolExecutor | None = None
         self._loop_task: asyncio.Task[None] | None = None
 
     @property
     def waiting(self) -> int:
-        """Requests queued and not yet in a running batch."""
-        return self._waiting
+        """Texts queued and not yet in a running batch."""
+        return self._waiting_texts
+
+    def drain_seconds(self, extra_texts: int = 0) -> float:
+        """How long the model would take to finish what it holds (queued and running) plus `extra_texts`, at
+        its throughput over its recent calls. A drain runs full batches, the cheapest per text, so this errs
+        long; averaging over many calls keeps one slow call (a pause, a noisy neighbour) from shedding load."""
+        return (self._waiting_texts + self._running_texts + extra_texts) * self._seconds_per_text
 
     def start(self) -> None:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="dynamic-batcher")
         self._accepting = True
 
-    async def submit(self, texts: list[str]) -> list[Result]:
-        """The results for `texts`, once their batch has run; raises at once when the queue is full or closed."""
+    def enqueue(self, texts: list[str], deadline: float) -> asyncio.Future[list[Result]]:
+        """Queue `texts`; the future gets their results, or `DeadlineExceededError` at `deadline` (event-loop
+        time). Raises at once when there is no room or the batcher is closed. Cancelling the future (a client
+        that went away) takes the request out of the queue."""
         if not self._accepting:
             raise BatcherClosedError("the server is shutting down")
-        if not 1 <= len(texts) <= self.max_batch_size:
-            raise ValueError(f"a request holds 1 to {self.max_batch_size} texts, not {len(texts)}")
-        if self._waiting >= self._max_queue_size:
-            raise QueueFullError(f"{self._waiting} requests are already waiting (max_queue_size)")
-        pending = _Pending(texts, asyncio.get_running_loop().create_future())
-        self._waiting += 1
-        self._queue.put_nowait(pending)
-        return await pending.answer
+        count = len(texts)
+        if not 1 <= count <= self.max_batch_size:
+            raise ValueError(f"a request holds 1 to {self.max_batch_size} texts, not {count}")
+        if self._waiting_texts + count > self._max_queue_texts:
+            raise QueueFullError(
+                f"{self._waiting_texts} texts are waiting and the queue holds {self._max_queue_texts} "
+                f"(max_queue_size); this request brings {count}"
+            )
+        drain = self.drain_seconds(count)
+        if drain > self._drain_budget_s:
+            raise QueueFullError(
+                f"with this request's {count} texts the model would need {drain:.1f}s to finish what it holds, "
+                f"beyond its drain budget of {self._drain_budget_s:g}s (part of shutdown_timeout_seconds)"
+            )
+        loop = asyncio.get_running_loop()
+        pending = _Pending(texts, loop.create_future(), deadline)
+        pending.expiry = loop.call_at(deadline, self._expire, pending)
+        pending.answer.add_done_callback(lambda _: self._settled(pending))
+        self._queue.append(pending)
+        self._queued_requests += 1
+        self._waiting_texts += count
+        self._wake.set()
+        return pending.answer
 
     async def drain(self) -> None:
         """Refuse new requests, answer every accepted one, then stop the worker thread."""
         if self._loop_task is None or self._worker is None:
             return
         self._accepting = False
-        self._queue.put_nowait(None)
+        self._closing = True
+        self._wake.set()
         await self._loop_task
         self._worker.shutdown(wait=True)
 
-    async def _run(self) -> None:
-        carried: _Pending[Result] | None = None
-        while True:
-            first = carried or await self._queue.get()
-            if first is None:
-                return
-            batch, carried, closing = await self._collect(first)
-            await self._run_batch(batch)
-            if closing:
-                return
+    def _expire(self, pending: _Pending[Result]) -> None:
+        if not pending.answer.done():
+            pending.answer.set_exception(DeadlineExceededError("the request's deadline passed before its answer"))
 
-    async def _collect(self, first: _Pending[Result]) -> tuple[list[_Pending[Result]], _Pending[Result] | None, bool]:
-        """`first` and what arrives by its deadline, up to `max_batch_size` texts; then the request that did not
-        fit (it leads the next batch, so order is kept) and whether the close signal came."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._max_batch_wait_s
-        batch, size = [first], len(first.texts)
-        while size < self.max_batch_size:
-            try:
-                item = self._queue.get_nowait()
-            except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if item is None:
-                return batch, None, True
-            if size + len(item.texts) > self.max_batch_size:
-                return batch, item, False
-            batch.append(item)
-            size += len(item.texts)
-        return batch, None, False
+    def _settled(self, pending: _Pending[Result]) -> None:
+        """The answer is set, failed or cancelled: stop its timer, and free its texts if it was still queued."""
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+        if pending.queued:
+            self._dequeued(pending)
+            # Settled entries stay in the deque until the worker reaches them; compact it once they dominate,
+            # so clients that come and go cannot grow it while the model is busy.
+            if len(self._queue) > 2 * self._queued_requests + RECENT_BATCHES:
+                self._queue = deque(p for p in self._queue if p.queued)
+
+    def _dequeued(self, pending: _Pending[Result]) -> None:
+        pending.queued = False
+        self._queued_requests -= 1
+        self._waiting_texts -= len(pending.texts)
+
+    async def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch:
+                await self._run_batch(batch)
+            elif self._closing:
+                return
+            else:
+                self._wake.clear()
+                await self._wake.wait()
+
+    def _take_batch(self) -> list[_Pending[Result]]:
+        """Everything waiting, oldest first, up to `max_batch_size` texts: a request that does not fit leads
+        the next batch, so order is kept."""
+        now = asyncio.get_running_loop().time()
+        batch: list[_Pending[Result]] = []
+        size = 0
+        while self._queue:
+            pending = self._queue[0]
+            if not pending.queued:
+                self._queue.popleft()
+                continue
+            if size + len(pending.texts) > self.max_batch_size:
+                break
+            self._queue.popleft()
+            self._dequeued(pending)
+            if pending.deadline <= now:  # its timer is due but has not run yet: drop it all the same
+                self._expire(pending)
+                continue
+            batch.append(pending)
+            size += len(pending.texts)
+        return batch
 
     async def _run_batch(self, batch: list[_Pending[Result]]) -> None:
-        self._waiting -= len(batch)
-        live = [pending for pending in batch if not pending.answer.cancelled()]
-        if not live:
-            return
-        texts = [text for pending in live for text in pending.texts]
+        texts = [text for pending in batch for text in pending.texts]
         self._on_batch(len(texts))
+        self._running_texts = len(texts)
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self._worker, self._predict, texts)
-        except Exception as error:
-            log.exception("a batch of %d texts failed", len(texts))
-            for pending in live:
-                if not pending.answer.done():
-                    pending.answer.set_exception(error)
+            results = await self._timed_predict(texts)
+        except Exception:
+            log.exception(
+                "a batch of %d texts from %d requests failed; running its requests one by one", len(texts), len(batch)
+            )
+            await self._run_one_by_one(batch)
             return
+        finally:
+            self._running_texts = 0
         start = 0
-        for pending in live:
+        for pending in batch:
             end = start + len(pending.texts)
             if not pending.answer.done():
                 pending.answer.set_result(list(results[start:end]))
             start = end
+
+    async def _run_one_by_one(self, batch: list[_Pending[Result]]) -> None:
+        for pending in batch:
+            if pending.answer.done():
+                continue
+            self._running_texts = len(pending.texts)
+            try:
+                results = await self._timed_predict(pending.texts)
+            except Exception as error:
+                log.exception("a request of %d texts failed on its own", len(pending.texts))
+                if not pending.answer.done():
+                    pending.answer.set_exception(error)
+            else:
+                if not pending.answer.done():
+                    pending.answer.set_result(list(results))
+            finally:
+                self._running_texts = 0
+
+    async def _timed_predict(self, texts: list[str]) -> Sequence[Result]:
+        started = self._clock()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._worker, self._predict, texts)
+        finally:
+            self._recent_calls.append((len(texts), self._clock() - started))
+            self._seconds_per_text = sum(seconds for _, seconds in self._recent_calls) / sum(
+                count for count, _ in self._recent_calls
+            )
+        if len(results) != len(texts):
+            raise RuntimeError(f"the model returned {len(results)} results for {len(texts)} texts")
+        return results

@@ -17,6 +17,7 @@ ENV_PREFIX = "MODELPLANE_"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+MAX_TIMEOUT_SECONDS = 3600
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -41,12 +42,22 @@ class ServerConfig:
     port: int = _setting(8080, "Port to listen on; 0 picks a free one (logged at start).")
     device: str = _setting("auto", "auto (cuda when available), cpu, cuda or cuda:N.")
     max_batch_size: int = _setting(32, "Most texts run through the model at once; also the most per request.")
-    max_batch_wait_ms: float = _setting(5.0, "How long a batch waits for more requests before it runs.")
-    max_queue_size: int = _setting(256, "Requests allowed to wait for the model; beyond it, 503 at once.")
+    max_queue_size: int = _setting(
+        256, "Texts allowed to wait for the model; beyond it (or beyond what a shutdown can finish), 503 at once."
+    )
     max_text_chars: int = _setting(4096, "Longest text accepted, in characters.")
     max_body_bytes: int = _setting(1024 * 1024, "Largest request body accepted, in bytes.")
+    header_timeout_seconds: float = _setting(5.0, "Longest a connection may take to send a request's headers.")
+    body_timeout_seconds: float = _setting(10.0, "Longest a request may take to send its body (then 408).")
+    request_timeout_seconds: float = _setting(
+        10.0,
+        "Deadline of a request from its arrival, unless the client sets a shorter one; queued work past it is "
+        "dropped (504).",
+    )
     shutdown_timeout_seconds: int = _setting(
-        25, "After SIGTERM, how long accepted requests may take to finish; keep it below the pod's grace period."
+        25,
+        "After SIGTERM, how long accepted requests may take to finish; keep it below the pod's grace period. "
+        "The queue takes no more than the model can finish in half this time.",
     )
     model_poll_seconds: float = _setting(
         30.0, "While the model is not there yet (not trained or seeded), how often to look again."
@@ -73,8 +84,9 @@ class ServerConfig:
         for name in ("max_batch_size", "max_queue_size", "max_text_chars", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
-        if self.max_batch_wait_ms < 0:
-            raise ValueError(f"max_batch_wait_ms={self.max_batch_wait_ms}: must be 0 or more")
+        for name in ("header_timeout_seconds", "body_timeout_seconds", "request_timeout_seconds"):
+            if not 0 < getattr(self, name) <= MAX_TIMEOUT_SECONDS:
+                raise ValueError(f"{name}={getattr(self, name)}: must be above 0 and at most {MAX_TIMEOUT_SECONDS}")
         if self.shutdown_timeout_seconds < 1:
             raise ValueError(f"shutdown_timeout_seconds={self.shutdown_timeout_seconds}: must be at least 1, e.g. 25")
         if self.log_level not in LOG_LEVELS:

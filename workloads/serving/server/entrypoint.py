@@ -1,12 +1,15 @@
 """Start the server: serve at once (live, not ready), load the model (timed) as soon as it exists, then take
-traffic; on SIGTERM, answer every accepted request and exit 0.
+traffic; on SIGTERM, answer every accepted request, and exit 0 only if it did.
 
-Shutdown order: readiness turns false at the signal; uvicorn stops accepting connections and waits up to
-`shutdown_timeout_seconds` for open requests; then the app's shutdown drains the batcher.
+Shutdown order: at the signal readiness turns false and new requests are refused (503); uvicorn stops
+accepting connections and waits up to `shutdown_timeout_seconds` for open requests, which the batcher
+answers (it never queues more than it can finish in that time); then the app's shutdown drains the batcher.
+Requests still open when the timeout runs out are answered 503, and the exit code is 1.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import tempfile
@@ -15,7 +18,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 import uvicorn
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -25,6 +27,7 @@ from modelplane.workloads.model_artifact import MANIFEST_NAME
 from modelplane.workloads.serving.server.app import ServingState, build_app
 from modelplane.workloads.serving.server.classifier import TextClassifier
 from modelplane.workloads.serving.server.config import ServerConfig, config_from_args
+from modelplane.workloads.serving.server.http_protocol import protocol_with_header_timeout
 from modelplane.workloads.serving.server.metrics import ServingMetrics
 from modelplane.workloads.serving.server.model_slot import ModelSlot
 from modelplane.workloads.serving.server.request_log import RequestIdFilter
@@ -52,7 +55,8 @@ def load_classifier(config: ServerConfig) -> tuple[TextClassifier, float]:
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn's graceful shutdown, with readiness turned false the moment the signal arrives."""
+    """uvicorn's graceful shutdown, with readiness turned false (and new requests refused) the moment the
+    signal arrives."""
 
     def __init__(self, config: uvicorn.Config, state: ServingState):
         super().__init__(config)
@@ -63,9 +67,22 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def _exit_after_drain(signum: int, frame: FrameType | None) -> NoReturn:
-    """uvicorn re-raises SIGTERM once it has drained, to the handler it found: by then the shutdown was clean."""
-    raise SystemExit(0)
+def http_protocol(config: ServerConfig, metrics: ServingMetrics) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with the header deadline, counting the connections it closes."""
+    return protocol_with_header_timeout(config.header_timeout_seconds, metrics.header_timeouts.inc)
+
+
+def exit_code(server: uvicorn.Server, state: ServingState) -> int:
+    """0 when the server started and answered every request it accepted; 1 otherwise, saying why."""
+    if not server.started:
+        return 1
+    if state.unanswered_at_shutdown:
+        log.error(
+            "the shutdown timeout cut off %d accepted request(s), answered 503 without their results",
+            state.unanswered_at_shutdown,
+        )
+        return 1
+    return 0
 
 
 def model_exists(uri: str) -> bool:
@@ -136,15 +153,17 @@ def serve(config: ServerConfig) -> int:
             # RequestLog writes the per-request line, with the request's id, instead of uvicorn's access log.
             log_config=None,
             access_log=False,
+            http=http_protocol(config, metrics),
         ),
         state,
     )
-    signal.signal(signal.SIGTERM, _exit_after_drain)
+    # uvicorn re-raises SIGTERM once it has drained, to the handler it found: the exit code says how that went.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         server.run()
     finally:
         stop.set()
-    return 0 if server.started else 1
+    return exit_code(server, state)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

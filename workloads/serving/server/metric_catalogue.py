@@ -16,8 +16,13 @@ INFERENCE_METRICS: dict[str, MetricSpec] = {
     ),
     "modelplane_inference_requests_total": MetricSpec(
         MetricKind.COUNTER,
-        "Inference requests answered, by model and HTTP status code.",
+        "Inference requests answered, by model and HTTP status code; shed ones are counted apart.",
         ("model", "code"),
+    ),
+    "modelplane_inference_requests_shed_total": MetricSpec(
+        MetricKind.COUNTER,
+        "Inference requests turned away uncomputed, by reason: queue_full and draining (503), deadline (504).",
+        ("model", "reason"),
     ),
     "modelplane_inference_request_duration_seconds": MetricSpec(
         MetricKind.HISTOGRAM,
@@ -26,7 +31,7 @@ INFERENCE_METRICS: dict[str, MetricSpec] = {
     ),
     "modelplane_inference_queue_depth": MetricSpec(
         MetricKind.GAUGE,
-        "Requests waiting for a model worker.",
+        "Texts waiting for the model (the queue's bound, max_queue_size, is in texts too).",
         ("model",),
     ),
 }
@@ -34,6 +39,7 @@ INFERENCE_METRICS: dict[str, MetricSpec] = {
 BATCH_SIZE = "modelplane_inference_batch_size"
 REQUESTS_IN_FLIGHT = "modelplane_inference_requests_in_flight"
 MODEL_LOAD_SECONDS = "modelplane_inference_model_load_seconds"
+HEADER_TIMEOUTS = "modelplane_inference_header_timeouts_total"
 SERVING_METRICS: dict[str, MetricSpec] = {
     BATCH_SIZE: MetricSpec(MetricKind.HISTOGRAM, "Texts run through the model together, per batch.", ("model",)),
     REQUESTS_IN_FLIGHT: MetricSpec(
@@ -41,6 +47,11 @@ SERVING_METRICS: dict[str, MetricSpec] = {
     ),
     MODEL_LOAD_SECONDS: MetricSpec(
         MetricKind.GAUGE, "Time the server took to fetch, load and warm up its model at start.", ("model",)
+    ),
+    HEADER_TIMEOUTS: MetricSpec(
+        MetricKind.COUNTER,
+        "Connections closed with 408 because a request's headers did not arrive within header_timeout_seconds.",
+        ("model",),
     ),
 }
 """Metrics for dashboards and capacity planning that no alert reads yet."""

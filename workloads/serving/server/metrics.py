@@ -8,12 +8,14 @@ label per typo would grow without bound.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from modelplane.terms.metrics import MetricKind, MetricSpec
 from modelplane.workloads.serving.server.metric_catalogue import (
     BATCH_SIZE,
+    HEADER_TIMEOUTS,
     INFERENCE_METRICS,
     MODEL_LOAD_SECONDS,
     MODEL_LOADED,
@@ -22,11 +24,24 @@ from modelplane.workloads.serving.server.metric_catalogue import (
 )
 
 REQUESTS_TOTAL = "modelplane_inference_requests_total"
+REQUESTS_SHED = "modelplane_inference_requests_shed_total"
 REQUEST_DURATION_SECONDS = "modelplane_inference_request_duration_seconds"
 QUEUE_DEPTH = "modelplane_inference_queue_depth"
 
 
 ALL_METRICS = {**INFERENCE_METRICS, **SERVING_METRICS}
+
+
+class ShedReason(StrEnum):
+    """Why a request was turned away without computing it: load shedding, which the error budget leaves out."""
+
+    QUEUE_FULL = "queue_full"
+    """No room in the queue, or more than a shutdown could finish (503)."""
+    DRAINING = "draining"
+    """The server is shutting down (503: retry on another replica)."""
+    DEADLINE = "deadline"
+    """The request's deadline passed before its answer (504)."""
+
 
 # From 1 ms (a small model on a GPU) to 10 s (a request that queued behind a saturated model).
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -69,6 +84,10 @@ class ServingMetrics:
         self.registry = registry
         self.model_name = model_name
         self._requests = _counter(registry, REQUESTS_TOTAL)
+        shed = _counter(registry, REQUESTS_SHED)
+        # Every reason exported from the start at 0: a rate over it exists before the first shed request.
+        self._shed = {reason: shed.labels(model=model_name, reason=reason.value) for reason in ShedReason}
+        self.header_timeouts = _counter(registry, HEADER_TIMEOUTS).labels(model_name)
         self.request_duration = _histogram(registry, REQUEST_DURATION_SECONDS, DURATION_BUCKETS).labels(model_name)
         self.queue_depth = _gauge(registry, QUEUE_DEPTH).labels(model_name)
         self.batch_size = _histogram(registry, BATCH_SIZE, batch_size_buckets(max_batch_size)).labels(model_name)
@@ -80,6 +99,9 @@ class ServingMetrics:
         self._requests.labels(model=self.model_name, code=str(status)).inc()
         self.request_duration.observe(seconds)
 
+    def record_shed(self, reason: ShedReason) -> None:
+        self._shed[reason].inc()
+
     def watch_queue(self, depth: Callable[[], int]) -> None:
-        """Read the queue depth at each scrape, so the gauge is never stale."""
+        """Read the queue depth (texts) at each scrape, so the gauge is never stale."""
         self.queue_depth.set_function(depth)
