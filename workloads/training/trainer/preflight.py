@@ -74,11 +74,13 @@ def preflight(
     )
     problem = None
     try:
+        if ranks.is_node_leader:
+            check_checkpoint_location(store)
         if lease is not None:
             lease.acquire(Holder.this_process())
             check_model_location(config.model_uri)
         if ranks.is_node_leader:
-            fetch_inputs(config, store, downloads)
+            fetch_inputs(config, downloads)
     except CHECKED_ERRORS as error:
         problem = str(error)
     try:
@@ -107,11 +109,15 @@ def check_model_location(model_uri: str) -> None:
         storage.probe_writable(str(target))
 
 
-def fetch_inputs(config: TrainerConfig, store: CheckpointStore, downloads: Downloads) -> None:
-    """A node leader's part: its ranks write checkpoint files through it, and it downloads what is on S3."""
+def check_checkpoint_location(store: CheckpointStore) -> None:
+    """A node leader's part: its ranks write their checkpoint files there (on S3: staged on the node first)."""
     storage.probe_writable(store.uri)
     if store.on_s3:
         storage.probe_writable(str(store.staging_root))
+
+
+def fetch_inputs(config: TrainerConfig, downloads: Downloads) -> None:
+    """A node leader's part: the data and base model are there, and what is on S3 is downloaded once per node."""
     for uri, destination in (
         (config.dataset_uri, downloads.train_file),
         (config.eval_dataset_uri, downloads.eval_file),

@@ -13,7 +13,8 @@ import math
 import shutil
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -73,8 +74,15 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
 
-    def install(self) -> None:
-        signal.signal(signal.SIGTERM, self.on_signal)
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """The handler for the duration of the run; the previous one after (train() may run inside a bigger
+        program, a test runner, that must still stop on SIGTERM)."""
+        previous = signal.signal(signal.SIGTERM, self.on_signal)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if not self.requested:
@@ -429,9 +437,12 @@ def fill_missing_gradients(module: torch.nn.Module) -> None:
 
 def train(config: TrainerConfig, registry: CollectorRegistry = REGISTRY) -> TrainingResult:
     """Run (or resume) the job described by `config` on this rank; returns where it ended."""
+    with StopRequest().installed() as stop:
+        return train_until_stopped(config, registry, stop)
+
+
+def train_until_stopped(config: TrainerConfig, registry: CollectorRegistry, stop: StopRequest) -> TrainingResult:
     started_at = time.time()
-    stop = StopRequest()
-    stop.install()
     ranks = Ranks.from_env()
     # The same file and world size on every rank: each fails alike, before any collective.
     ds_config = load_deepspeed_config(config.deepspeed_config, ranks.world_size)
