@@ -67,7 +67,7 @@ def test_unknown_sizes_and_types_no_table_counts_are_skipped() -> None:
 
 def test_gpu_types_outside_the_catalog_are_counted_from_ec2s_table() -> None:
     (capacity,) = gpu_capacity([node_group("t4", ("g4dn.12xlarge",))])
-    assert capacity.max_gpus == capacity.max_nodes * 4
+    assert capacity.max_nodes is not None and capacity.max_gpus == capacity.max_nodes * 4
 
 
 def test_a_gpu_node_pool_without_a_gpu_bound() -> None:

@@ -3,7 +3,9 @@ node group whose launch template sets p5en.48xlarge (64 nodes: 512 GPUs), and se
 
 import pulumi_aws as aws
 
-encrypted_root = [{"device_name": "/dev/xvda", "ebs": {"volume_size": 200, "encrypted": "true"}}]
+encrypted_root: list[aws.ec2.LaunchTemplateBlockDeviceMappingArgsDict] = [
+    {"device_name": "/dev/xvda", "ebs": {"volume_size": 200, "encrypted": "true"}}
+]
 template = aws.ec2.LaunchTemplate(
     "h200-template",
     name="h200-template",
