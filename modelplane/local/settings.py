@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelplane.config import ConfigError
+from modelplane.stack_config import YamlFileError, load_yaml_file
 
 LOCAL = "local"
 
@@ -50,6 +50,8 @@ def read_local_settings(stacks_dir: Path) -> LocalSettings:
     if not path.is_file():
         raise ConfigError(LOCAL, [f"{path}: no local environment file; copy the one modelplane ships"])
     try:
-        return LocalSettings.model_validate(yaml.safe_load(path.read_text()) or {})
-    except (yaml.YAMLError, ValidationError) as exc:
+        return LocalSettings.model_validate(load_yaml_file(path) or {})
+    except YamlFileError as exc:
+        raise ConfigError(LOCAL, exc.problems) from None
+    except ValidationError as exc:
         raise ConfigError(LOCAL, [f"{path}: {exc}"]) from None

@@ -19,6 +19,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from modelplane import cli, local_commands
+from modelplane.config import ConfigError
 from modelplane.local import runner
 from modelplane.local.processes import LocalState, is_alive, start
 from modelplane.local.settings import read_local_settings
@@ -190,3 +191,11 @@ def test_the_summary_shows_the_url_to_call_an_example_request_and_the_prometheus
     assert "http://127.0.0.1:9090/classic/targets" in text
     assert "sentiment: accuracy: the share of the 60 held-out rows" in text
     assert "Globex cuts guidance" in text and "neutral (wrong)" in text
+
+
+def test_the_local_file_is_read_as_strictly_as_stack_files(tmp_path: Path) -> None:
+    (tmp_path / "local.yaml").write_text("training:\n  steps: 2\ntraining:\n  steps: 3\n")
+    with pytest.raises(ConfigError) as refused:
+        read_local_settings(tmp_path)
+    (problem,) = refused.value.problems
+    assert "local.yaml:3" in problem and "training" in problem

@@ -19,7 +19,9 @@ def test_a_started_process_is_tracked_and_stopped_with_its_children(tmp_path: Pa
     script = (
         "import pathlib, subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"pathlib.Path({str(child_pid_file)!r}).write_text(str(child.pid))\n"
+        # Written whole, then renamed: the test polls for the file and must never read it half written.
+        f"pathlib.Path({str(child_pid_file) + '.part'!r}).write_text(str(child.pid))\n"
+        f"pathlib.Path({str(child_pid_file) + '.part'!r}).rename({str(child_pid_file)!r})\n"
         "time.sleep(60)\n"
     )
     process = start("sleeper", [sys.executable, "-c", script], tmp_path / "sleeper.log")
