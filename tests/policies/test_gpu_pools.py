@@ -110,7 +110,7 @@ def test_a_custom_ami_is_advice_not_a_verdict() -> None:
     assert "custom AMI" in said
 
 
-@pytest.mark.parametrize("instance_type", ["gr6.4xlarge", "g4dn.xlarge", "p6-b200.48xlarge"])
+@pytest.mark.parametrize("instance_type", ["gr6.4xlarge", "g4dn.xlarge", "p6-b200.48xlarge", "g6f.xlarge"])
 def test_gpu_types_outside_the_catalog_are_gpu_capacity(instance_type: str) -> None:
     group = gpu_group(instanceTypes=[instance_type], amiType="AL2023_x86_64_STANDARD", taints=[], labels={})
     assert len(messages(gpu_pools.GPU_TAINT, [group])) == 1
