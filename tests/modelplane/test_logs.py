@@ -309,7 +309,7 @@ def test_local_follow_prints_appended_lines_over_a_bounded_number_of_polls(tmp_p
 def test_the_cli_reads_local_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = local_project(tmp_path)
     log_file(project, "train-sentiment.log").write_text(json_line(app_line("step 1", int(time.time() * 1000))) + "\n")
-    monkeypatch.setattr(cli, "PROJECT_DIR", project)
+    monkeypatch.chdir(project)
     result = runner.invoke(cli.app, ["logs", "local", "sentiment", "--stacks-dir", str(project / "stacks")])
     assert result.exit_code == 0, result.output
     assert "INFO trainer: step 1" in result.stdout
