@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit install tools clean policy-pack
+.PHONY: demo test lint typecheck unit install tools kserve-venv clean policy-pack
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,19 @@ test: lint typecheck unit
 # The policy pack as a directory of its own, for `pulumi policy publish build/policy-pack`.
 policy-pack: $(INSTALLED)
 	$(BIN)/python -m modelplane.policy_pack build/policy-pack
+
+# KServe's model server, the peer benchmarks.serving runs by default: a venv of its own (its pins are not
+# ours) that sees this one's packages after its own, so it installs only what KServe adds.
+KSERVE_VENV := build/kserve-venv
+kserve-venv: $(KSERVE_VENV)/.installed
+
+$(KSERVE_VENV)/.installed: benchmarks/kserve-requirements.txt $(INSTALLED)
+	rm -rf $(KSERVE_VENV)
+	$(BIN)/python -m venv $(KSERVE_VENV)
+	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')')" \
+	  > "$$($(KSERVE_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/modelplane-venv.pth"
+	$(KSERVE_VENV)/bin/pip install --quiet -r benchmarks/kserve-requirements.txt
+	touch $@
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

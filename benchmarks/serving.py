@@ -1,14 +1,19 @@
 """Inference serving throughput and latency: modelplane's server against the model's own limit, a naive server
-and, where installed, KServe's Python model server, all on one MiniLM-L6 export and the same torch threads.
+and KServe's Python model server, all on one MiniLM-L6 export and the same torch threads.
 
 The limit is tokenize + forward at the server's max batch size with no HTTP. The servers run as subprocesses
 on 127.0.0.1 and answer one text per request at concurrency 1, 16 and 64, driven by a lean raw-HTTP asyncio
 client in this process (closed loop: each keep-alive connection sends its next request when the last is
-answered; tens of microseconds of CPU per request, no HTTP library). On a small machine the client shares the
-cores with the server, so the table shows the CPU each one used; the client's share is CPU the server did
-not get. Prints last the ratios of modelplane's throughput to the limit and to the naive server.
+answered; tens of microseconds of CPU per request, no HTTP library). Requests go as JSON and, to the servers
+that speak it, in the binary tensor extension as tritonclient sends them by default (texts length-prefixed
+after the JSON header, outputs asked for in binary). On a small machine the client shares the cores with the
+server, so the table shows the CPU each one used; the client's share is CPU the server did not get. Prints
+last the ratios of modelplane's throughput to the limit, the naive server and KServe, per request format.
 
-    .venv/bin/python -m benchmarks.serving [--requests 400] [--rounds 3] [--peer-python /path/to/kserve-venv/bin/python]
+KServe runs from the venv `make kserve-venv` builds (its pins are not the project's).
+
+    make kserve-venv
+    .venv/bin/python -m benchmarks.serving [--requests 400] [--rounds 3] [--peer-python PYTHON | --no-peer]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -76,17 +82,21 @@ INFER_PATH = "/v2/models/model/infer"
 LEVEL_TIMEOUT_S = 90
 """Upper bound on one load level's wall time, whatever its request count."""
 IDLE_TIMEOUT_S = 15.0
+REPOSITORY = Path(__file__).resolve().parents[1]
+PEER_PYTHON = REPOSITORY / "build" / "kserve-venv" / "bin" / "python"
 PEER_NOT_INSTALLED = (
-    "kserve is not importable by {python}. `pip install --dry-run kserve` (0.21) keeps torch 2.13.0 but adds 25 "
-    "packages the project does not need; install it in a separate venv that also sees this one's packages and "
-    "pass --peer-python. MLServer 1.7.1 is not tried: it pins starlette 0.46 and fastapi 0.115, downgrading the "
-    "ones our server runs on."
+    "kserve is not importable by {python}: run `make kserve-venv` (KServe 0.21 in build/kserve-venv, beside this "
+    "venv's packages), pass --peer-python, or --no-peer to leave KServe out. MLServer 1.7.1 is not tried: it "
+    "pins starlette 0.46 and fastapi 0.115, downgrading the ones our server runs on."
 )
+JSON, BINARY = "json", "binary"
+TARGETS = {"limit": 0.9, "naive": 3.0, "kserve": 3.0, "naive at 1": 1.0}
 
 
 @dataclass(frozen=True)
 class Level:
     contender: str
+    """The server and the request format: `modelplane/binary`."""
     concurrency: int
     requests: int
     seconds: float
@@ -189,8 +199,8 @@ class ServerProcess:
         self._reader.join(STOP_TIMEOUT_S)
 
 
-def start_ours(model_dir: Path, env: dict[str, str], batch_size: int, wait_ms: float) -> tuple[ServerProcess, str]:
-    options = ["--max-batch-size", str(batch_size), "--max-batch-wait-ms", str(wait_ms), "--access-log", "false"]
+def start_ours(model_dir: Path, env: dict[str, str], batch_size: int) -> tuple[ServerProcess, str]:
+    options = ["--max-batch-size", str(batch_size), "--access-log", "false"]
     command = [
         sys.executable,
         "-m",
@@ -225,13 +235,32 @@ def peer_problem(python: str) -> str | None:
     return None if check.returncode == 0 else PEER_NOT_INSTALLED.format(python=python)
 
 
-def request_bytes(address: str, text: str) -> bytes:
-    body = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]}).encode()
-    head = (
-        f"POST {INFER_PATH} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
+def request_bytes(address: str, text: str, request_format: str) -> bytes:
+    """One request for `text`: JSON, or as tritonclient sends it by default (binary input, binary outputs)."""
+    if request_format == JSON:
+        body = json.dumps({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [text]}]}).encode()
+        extra = "Content-Type: application/json\r\n"
+    else:
+        data = struct.pack("<I", len(text.encode())) + text.encode()
+        tensor = {"name": "text", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(data)}}
+        header = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": True}}).encode()
+        body = header + data
+        extra = f"Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {len(header)}\r\n"
+    head = f"POST {INFER_PATH} HTTP/1.1\r\nHost: {address}\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
+
+
+async def read_body(reader: asyncio.StreamReader, head: bytes, address: str) -> None:
+    """Consume a response's body: Content-Length bytes, or chunks (KServe streams its binary answers)."""
+    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    if length is not None:
+        await reader.readexactly(int(length.group(1)))
+    elif re.search(rb"(?i)\r\ntransfer-encoding: *chunked", head):
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            await reader.readexactly(size + 2)
+        await reader.readexactly(2)
+    else:
+        raise RuntimeError(f"{address} answered with neither Content-Length nor chunks: {head!r}")
 
 
 async def connection(address: str, requests: list[bytes], next_index: Iterator[int], latencies: list[float]) -> int:
@@ -244,10 +273,7 @@ async def connection(address: str, requests: list[bytes], next_index: Iterator[i
             started = time.perf_counter()
             writer.write(requests[index % len(requests)])
             head = await reader.readuntil(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            if length is None:
-                raise RuntimeError(f"{address} answered without Content-Length: {head!r}")
-            await reader.readexactly(int(length.group(1)))
+            await read_body(reader, head, address)
             latencies.append(time.perf_counter() - started)
             failed += not head.startswith(b"HTTP/1.1 2")
     finally:
@@ -255,9 +281,9 @@ async def connection(address: str, requests: list[bytes], next_index: Iterator[i
     return failed
 
 
-async def load(address: str, concurrency: int, requests: int) -> tuple[list[float], int, float]:
+async def load(address: str, request_format: str, concurrency: int, requests: int) -> tuple[list[float], int, float]:
     """Latencies, failures and wall seconds of `requests` requests over `concurrency` connections (closed loop)."""
-    bodies = [request_bytes(address, text) for text in HEADLINES]
+    bodies = [request_bytes(address, text, request_format) for text in HEADLINES]
     next_index = iter(range(requests))
     latencies: list[float] = []
     started = time.perf_counter()
@@ -271,13 +297,25 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def run_level(server: ServerProcess, address: str, concurrency: int, requests: int) -> Level:
+@dataclass(frozen=True)
+class Contender:
+    server: ServerProcess
+    address: str
+    request_format: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.server.name}/{self.request_format}"
+
+
+def run_level(contender: Contender, concurrency: int, requests: int) -> Level:
+    server = contender.server
     server.wait_idle()
     client_before, server_before = time.process_time(), server.cpu_seconds()
-    latencies, failed, seconds = asyncio.run(load(address, concurrency, requests))
+    latencies, failed, seconds = asyncio.run(load(contender.address, contender.request_format, concurrency, requests))
     client_cpu, server_cpu = time.process_time() - client_before, server.cpu_seconds() - server_before
     return Level(
-        server.name,
+        contender.name,
         concurrency,
         len(latencies),
         seconds,
@@ -293,54 +331,73 @@ def best(levels: list[Level]) -> Level:
     return max(levels, key=lambda level: level.per_second)
 
 
+def ratios(at: dict[tuple[str, int], float], limit: float, request_format: str) -> str:
+    """modelplane's throughput in `request_format` over the limit, the naive server (JSON: all it speaks) and
+    KServe in the same format, at concurrency 64; and over the naive server at concurrency 1."""
+    ours = f"modelplane/{request_format}"
+    parts = [
+        f"ours/limit {at[ours, 64] / limit:.2f}",
+        f"ours/naive {at[ours, 64] / at['naive/json', 64]:.2f}",
+    ]
+    if (f"kserve/{request_format}", 64) in at:
+        parts.append(f"ours/kserve {at[ours, 64] / at[f'kserve/{request_format}', 64]:.2f}")
+    parts.append(f"at concurrency 64, ours/naive {at[ours, 1] / at['naive/json', 1]:.2f} at concurrency 1")
+    return f"{request_format}: " + ", ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=400, help="requests per level (a quarter at concurrency 1)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over every level and contender; best is kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every contender (OMP_NUM_THREADS)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="our server's, and the limit's batch size")
-    parser.add_argument("--max-batch-wait-ms", type=float, default=5.0, help="our server's batch wait")
-    parser.add_argument("--peer-python", default=sys.executable, help="a Python that can import kserve")
+    parser.add_argument("--peer-python", default=str(PEER_PYTHON), help="a Python that can import kserve")
+    parser.add_argument("--no-peer", action="store_true", help="leave KServe out")
     args = parser.parse_args()
+    if not args.no_peer and (problem := peer_problem(args.peer_python)):
+        parser.error(problem)
 
     torch.set_num_threads(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPOSITORY), env.get("PYTHONPATH")]))
     load_before = os.getloadavg()[0]
     limits: list[float] = []
     levels: dict[tuple[str, int], list[Level]] = {}
-    servers: list[tuple[ServerProcess, str]] = []
+    servers: list[ServerProcess] = []
+    contenders: list[Contender] = []
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as directory:
         model_dir = export_model(Path(directory) / "model")
         measure_limit = limit_meter(model_dir, args.max_batch_size)
-        peer_skipped = peer_problem(args.peer_python)
-        starters = [
-            lambda: start_naive(model_dir, env),
-            lambda: start_ours(model_dir, env, args.max_batch_size, args.max_batch_wait_ms),
+        # The server, and the request formats it is measured in.
+        starters: list[tuple[Callable[[], tuple[ServerProcess, str]], tuple[str, ...]]] = [
+            (lambda: start_naive(model_dir, env), (JSON,)),
+            (lambda: start_ours(model_dir, env, args.max_batch_size), (JSON, BINARY)),
         ]
-        if peer_skipped is None:
-            starters.append(lambda: start_peer(args.peer_python, model_dir, env))
+        if not args.no_peer:
+            starters.append((lambda: start_peer(args.peer_python, model_dir, env), (JSON, BINARY)))
         try:
-            for start in starters:
-                servers.append(start())
-            for server, address in servers:
-                run_level(server, address, 16, 64)  # warm-up: first-request costs, connection setup
+            for start, request_formats in starters:
+                server, address = start()
+                servers.append(server)
+                contenders.extend(Contender(server, address, request_format) for request_format in request_formats)
+            for contender in contenders:
+                run_level(contender, 16, 64)  # warm-up: first-request costs, connection setup
             # Rounds interleave the contenders, so load from other jobs that comes and goes hits each of them.
             for round_number in range(1, args.rounds + 1):
                 limits.append(measure_limit())
                 print(f"round {round_number}: limit {limits[-1]:.1f} samples/s", flush=True)
                 for concurrency in CONCURRENCIES:
                     count = max(concurrency * 4, args.requests // 4 if concurrency == 1 else args.requests)
-                    for server, address in servers:
-                        level = run_level(server, address, concurrency, count)
-                        levels.setdefault((server.name, concurrency), []).append(level)
+                    for contender in contenders:
+                        level = run_level(contender, concurrency, count)
+                        levels.setdefault((contender.name, concurrency), []).append(level)
                         print(
-                            f"  {server.name:<10} c={concurrency:<3} {level.per_second:7.1f} req/s  "
+                            f"  {contender.name:<18} c={concurrency:<3} {level.per_second:7.1f} req/s  "
                             f"p50 {level.p50_ms:7.1f} ms  p99 {level.p99_ms:7.1f} ms  failed {level.failed}",
                             flush=True,
                         )
         finally:
-            for server, _ in servers:
+            for server in servers:
                 server.stop()
     limit = max(limits)
 
@@ -353,13 +410,13 @@ def main() -> None:
         f"limit: {limit:.1f} samples/s (tokenize + forward, batch {args.max_batch_size}, no HTTP; best of "
         f"{args.rounds} rounds: {', '.join(f'{value:.0f}' for value in limits)})"
     )
-    header = f"{'contender':<11}{'conc':>5}{'requests':>9}{'req/s':>8}{'rounds req/s':>14}{'p50 ms':>8}{'p99 ms':>8}"
+    header = f"{'contender':<19}{'conc':>5}{'requests':>9}{'req/s':>8}{'rounds req/s':>14}{'p50 ms':>8}{'p99 ms':>8}"
     print(header + f"{'failed':>7}{'client cpu':>11}{'server cpu':>11}{'of limit':>9}")
     for (_, concurrency), runs in levels.items():
         top = best(runs)
         spread = f"{min(r.per_second for r in runs):.0f}-{top.per_second:.0f}"
         print(
-            f"{top.contender:<11}{concurrency:>5}{top.requests:>9}{top.per_second:>8.1f}{spread:>14}{top.p50_ms:>8.1f}"
+            f"{top.contender:<19}{concurrency:>5}{top.requests:>9}{top.per_second:>8.1f}{spread:>14}{top.p50_ms:>8.1f}"
             f"{top.p99_ms:>8.1f}{sum(r.failed for r in runs):>7}{top.client_cpu:>11.2f}{top.server_cpu:>11.2f}"
             f"{top.per_second / limit:>9.2f}"
         )
@@ -367,16 +424,13 @@ def main() -> None:
         "Each row is its best round (req/s, p50, p99, cpu); failed counts every round. client/server cpu: cores "
         f"used on average, of {os.cpu_count()}; what the client and other jobs used, the server did not get."
     )
-    at_64 = {name: best(runs).per_second for (name, concurrency), runs in levels.items() if concurrency == 64}
-    ours = at_64["modelplane"]
-    peer = (
-        f"ours/kserve {ours / at_64['kserve']:.2f} at concurrency 64 (KServe {at_64['kserve']:.1f} req/s)"
-        if "kserve" in at_64
-        else f"skipped: {peer_skipped}"
-    )
+    at = {key: best(runs).per_second for key, runs in levels.items()}
+    failed = sum(level.failed for runs in levels.values() for level in runs)
+    targets = ", ".join(f"{name} >= {value:g}" for name, value in TARGETS.items())
+    peer = "" if not args.no_peer else "; KServe left out (--no-peer)"
     print(
-        f"RESULT: ours/limit {ours / limit:.2f} (target >= 0.7), ours/naive {ours / at_64['naive']:.2f} (target >= 3) "
-        f"at concurrency 64; peer: {peer}"
+        f"RESULT: {ratios(at, limit, JSON)}; {ratios(at, limit, BINARY)} (targets: {targets}; failed requests "
+        f"{failed}){peer}"
     )
 
 

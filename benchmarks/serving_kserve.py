@@ -2,9 +2,10 @@
 examples write a custom model (a synchronous `predict`, no batching: KServe batches in a separate agent).
 
 KServe listens on 0.0.0.0 and logs every request, twice; here it listens on 127.0.0.1 only, without the access log,
-as the other contenders do. It runs under a Python that can import kserve (see `benchmarks.serving`).
+as the other contenders do. It reads texts sent as JSON or in the binary tensor extension, and answers in binary
+when asked, as KServe's own data plane allows. It runs in the venv `make kserve-venv` builds.
 
-    /path/to/kserve-venv/bin/python -m benchmarks.serving_kserve --model-dir DIR --port PORT
+    build/kserve-venv/bin/python -m benchmarks.serving_kserve --model-dir DIR --port PORT
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import kserve
 import kserve.protocol.rest.server as kserve_rest
+import numpy as np
 import torch
 import uvicorn
 from kserve import InferOutput, InferRequest, InferResponse
@@ -35,18 +37,25 @@ class Classifier(kserve.Model):
         return self.ready
 
     def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
-        texts = [t.decode() if isinstance(t, bytes) else t for t in payload.inputs[0].data]
+        texts = [t.decode() if isinstance(t, bytes) else str(t) for t in payload.inputs[0].as_numpy().reshape(-1)]
         inputs = self.tokenizer(
             texts, padding=True, truncation=True, max_length=self.manifest.max_length, return_tensors="pt"
         )
         with torch.no_grad():
             probabilities = torch.softmax(self.model(**inputs).logits, dim=-1)
         labels = [self.manifest.labels[i] for i in probabilities.argmax(dim=-1).tolist()]
-        outputs = [
-            InferOutput("label", [len(texts)], "BYTES", labels),
-            InferOutput("probabilities", list(probabilities.shape), "FP32", probabilities.flatten().tolist()),
-        ]
-        return InferResponse(payload.id or "", self.name, outputs)
+        binary = payload.use_binary_outputs
+        label = InferOutput("label", [len(texts)], "BYTES")
+        label.set_data_from_numpy(np.array(labels, dtype=np.object_), binary_data=binary)
+        scores = InferOutput("probabilities", list(probabilities.shape), "FP32")
+        scores.set_data_from_numpy(probabilities.numpy(), binary_data=binary)
+        return InferResponse(
+            payload.id or "",
+            self.name,
+            [label, scores],
+            use_binary_outputs=binary,
+            requested_outputs=payload.request_outputs,
+        )
 
 
 UVICORN_CONFIG = uvicorn.Config

@@ -44,11 +44,13 @@ def test_overload_503s_page_nobody_but_the_shedding_alert_fires(tmp_path: Path) 
         series("modelplane_inference_requests_total", 'code="200"', "0+50x70"),
         series("modelplane_inference_requests_shed_total", 'reason="queue_full"', "0+50x70"),
     ]
-    alerts = [
+    alerts: list[dict[str, Any]] = [
         {"eval_time": "70m", "alertname": name, "exp_alerts": []}
         for name in ("InferenceErrorBudgetFastBurn", "InferenceErrorBudgetSlowBurn", "InferenceModelErrorRatioHigh")
     ]
-    alerts.append({"eval_time": "70m", "alertname": "InferenceRequestsShed", "exp_alerts": [expected_shed_alert("50%")]})
+    alerts.append(
+        {"eval_time": "70m", "alertname": "InferenceRequestsShed", "exp_alerts": [expected_shed_alert("50%")]}
+    )
 
     result = run_scenarios(tmp_path, [{"interval": "1m", "input_series": shedding_half, "alert_rule_test": alerts}])
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 
@@ -14,6 +15,7 @@ from modelplane.workloads.serving.server.batching import (
 )
 
 WAIT_S = 10
+Answer = TypeVar("Answer")
 FAR = 3600.0
 """A deadline, in seconds from now, that no test reaches."""
 
@@ -54,8 +56,8 @@ def batcher_for(
     return DynamicBatcher(model.predict, max_batch_size, max_queue_texts, drain_budget_s, clock=lambda: model.seconds)
 
 
-def run(scenario: Callable[[DynamicBatcher[str]], Awaitable[object]], batcher: DynamicBatcher[str]) -> object:
-    async def started() -> object:
+def run(scenario: Callable[[DynamicBatcher[str]], Awaitable[Answer]], batcher: DynamicBatcher[str]) -> Answer:
+    async def started() -> Answer:
         batcher.start()
         try:
             return await scenario(batcher)
@@ -92,7 +94,7 @@ def test_requests_that_arrive_while_the_model_is_busy_share_the_next_batches_in_
         await model.running()
         waiting = [submit(batcher, [f"t{i}", f"u{i}"]) for i in range(3)]
         model.release.set()
-        return await asyncio.gather(first, *waiting)
+        return list(await asyncio.gather(first, *waiting))
 
     answers = run(scenario, batcher_for(model))
     assert answers == [["FIRST"], *([f"T{i}", f"U{i}"] for i in range(3))]
@@ -113,7 +115,7 @@ def test_the_queue_counts_texts_not_requests():
         one = submit(batcher, ["f"])
         assert batcher.waiting == 4
         model.release.set()
-        return await asyncio.gather(running, three, one)
+        return list(await asyncio.gather(running, three, one))
 
     assert run(scenario, batcher_for(model, max_queue_texts=4)) == [["RUNNING"], ["A", "B", "C"], ["F"]]
 
@@ -131,7 +133,7 @@ def test_no_more_is_queued_than_the_model_can_finish_within_the_drain_budget():
         with pytest.raises(QueueFullError, match=r"would need 5\.0s .* beyond its drain budget of 4\.5s"):
             submit(batcher, ["d"])
         model.release.set()
-        return await asyncio.gather(running, queued)
+        return list(await asyncio.gather(running, queued))
 
     answers = run(scenario, batcher_for(model, max_queue_texts=100, drain_budget_s=4.5))
     assert answers == [["RUNNING"], ["A", "B", "C"]]
@@ -146,7 +148,7 @@ def test_a_failing_batch_is_rerun_request_by_request_so_only_the_guilty_one_fail
         await model.running()
         mixed = [submit(batcher, texts) for texts in (["good"], ["poison"], ["also", "good"])]
         model.release.set()
-        return await asyncio.gather(first, *mixed, return_exceptions=True)
+        return list(await asyncio.gather(first, *mixed, return_exceptions=True))
 
     first, good, poisoned, also_good = run(scenario, batcher_for(model))
     assert (first, good, also_good) == (["FIRST"], ["GOOD"], ["ALSO", "GOOD"])
@@ -199,7 +201,7 @@ def test_a_cancelled_request_frees_its_place_at_once_and_is_never_computed():
         assert batcher.waiting == 0
         kept = submit(batcher, ["kept", "k", "e", "pt"])  # fits only because the place was freed
         model.release.set()
-        return await asyncio.gather(running, kept)
+        return list(await asyncio.gather(running, kept))
 
     assert run(scenario, batcher_for(model, max_queue_texts=4)) == [["RUNNING"], ["KEPT", "K", "E", "PT"]]
     assert model.batches == [["running"], ["kept", "k", "e", "pt"]]

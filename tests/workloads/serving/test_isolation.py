@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from tests.workloads.serving.served_app import (
     text_request,
 )
 
-HOSTILE = [
+HOSTILE: list[dict[str, object]] = [
     {"content": ascii_json(text_request(["good", "\ud800"]))},  # a lone surrogate: valid JSON, not text
     {"content": ascii_json(text_request(["good"], id="\udfff"))},
     {"json": text_request(["   "])},
@@ -65,7 +66,7 @@ def test_a_request_the_model_chokes_on_fails_alone_even_inside_a_batch(model_dir
     model = HeldModel(choking_model)
     requests = [["good film"], ["this will choke"], ["bad plot", "fine acting"], ["fun"]]
 
-    async def scenario(served_url: str, queue_depth: object) -> list[httpx.Response]:
+    async def scenario(served_url: str, queue_depth: Callable[[], bool]) -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=served_url, timeout=TIMEOUT_S) as client:
             model.hold()
             first = asyncio.ensure_future(client.post(INFER, json=text_request(["first"])))
@@ -73,7 +74,7 @@ def test_a_request_the_model_chokes_on_fails_alone_even_inside_a_batch(model_dir
             batched = [asyncio.ensure_future(client.post(INFER, json=text_request(t))) for t in requests]
             await asyncio.to_thread(eventually, queue_depth, "every request queued behind the held one")
             model.release()
-            return await asyncio.gather(first, *batched)
+            return list(await asyncio.gather(first, *batched))
 
     with serve(model_dir, model.predict) as served:
         queued = sum(len(texts) for texts in requests)

@@ -80,6 +80,11 @@ def test_a_server_without_its_model_waits_for_it_live_but_not_ready(model_dir: P
             assert 'modelplane_inference_model_loaded{model="model"} 1.0' in metrics.read().decode()
 
 
+def batcher_queue_depth(metrics: ServingMetrics) -> float:
+    (family,) = metrics.queue_depth.collect()
+    return family.samples[0].value
+
+
 def test_a_shutdown_that_cuts_off_accepted_requests_answers_them_503_and_exits_1(model_dir: Path):
     """The model outlasts the shutdown timeout: the requests still open get a protocol answer, and the exit code
     says the drain did not hold (a clean drain exits 0: see test_load)."""
@@ -103,11 +108,9 @@ def test_a_shutdown_that_cuts_off_accepted_requests_answers_them_503_and_exits_1
             running = asyncio.ensure_future(client.post(INFER, json=text_request(["running"])))
             await asyncio.to_thread(model.wait_until_running)
             queued = asyncio.ensure_future(client.post(INFER, json=text_request(["queued"])))
-            await asyncio.to_thread(
-                eventually, lambda: metrics.queue_depth.collect()[0].samples[0].value == 1, "queued"
-            )
+            await asyncio.to_thread(eventually, lambda: batcher_queue_depth(metrics) == 1, "one request queued")
             server.handle_exit(signal.SIGTERM, None)
-            return await asyncio.gather(running, queued)
+            return list(await asyncio.gather(running, queued))
 
     answers = asyncio.run(asyncio.wait_for(requests_through_shutdown(), TIMEOUT_S))
     model.release()
