@@ -37,20 +37,19 @@ class ObjectMissing(StorageError):
 @contextmanager
 def naming(uri: str) -> Iterator[None]:
     """S3 errors inside re-raised as StorageError naming `uri`: what was asked for, and what S3 said."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         yield
-    except ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
-        message = str(error.response.get("Error", {}).get("Message", "")) or str(error)
+    except Exception as error:
+        # botocore's and boto3's own errors, told by their module: the images install boto3, not botocore by name.
+        if not type(error).__module__.startswith(("botocore.", "boto3.")):
+            raise
+        details = getattr(error, "response", {}).get("Error", {})
+        code, message = str(details.get("Code", "")), str(details.get("Message", "")) or str(error)
         if code in PRECONDITION_FAILED_CODES:
             raise PreconditionFailed(f"{uri}: changed meanwhile ({code})") from None
         if code in NOT_FOUND_CODES:
             raise ObjectMissing(f"{uri}: no such object or bucket ({code})") from None
-        raise StorageError(f"{uri}: {code} {message}".rstrip()) from None
-    except BotoCoreError as error:
-        raise StorageError(f"{uri}: {error}") from None
+        raise StorageError(f"{uri}: {code} {message}".strip()) from None
 
 
 @dataclass(frozen=True)
