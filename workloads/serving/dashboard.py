@@ -36,7 +36,7 @@ def inference_service_dashboard() -> dict[str, Any]:
             "Latency", [latency("0.5", "p50", "A"), latency("0.95", "p95", "B"), latency("0.99", "p99", "C")], unit="s"
         ),
         timeseries(
-            "Queue depth by model (texts)",
+            "Queue depth by model",
             [target(f"sum by (model) (modelplane_inference_queue_depth{service})", "{{model}}")],
         ),
         timeseries(
