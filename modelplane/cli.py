@@ -602,6 +602,7 @@ def seed(
     from botocore.exceptions import BotoCoreError, ClientError
 
     from modelplane.seeding import SeedError, artifact_bucket_of, seed_jobs
+    from modelplane.workloads.storage import StorageError
 
     try:
         env = environment_from_stack_file(read_stack_file(environment, stacks_folder(stacks_dir)))
@@ -611,7 +612,7 @@ def seed(
         report = seed_jobs(env.training_jobs, f"s3://{name}", base_model=base_model, dataset=dataset)
     except SeedError as exc:
         raise _fail(str(exc)) from None
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, StorageError) as exc:
         raise _fail(f"seeding {environment} failed: {exc}; check your AWS credentials and the bucket") from None
     for uri in report.seeded:
         console.print(f"seeded {uri}")

@@ -52,7 +52,8 @@ from modelplane.components.karpenter_pools import node_class_tag_problems
 from modelplane.components.monitoring_stack import DEFAULT_RETENTION, DEFAULT_STORAGE_GIB, prometheus_problems
 from modelplane.components.node_pools import SYSTEM_INSTANCE_TYPE, system_instance_type_problems
 from modelplane.components.subnet_plan import NatGateways, network_problems
-from modelplane.terms.aws import region_problems, tag_problems
+from modelplane.regions import region_problems
+from modelplane.terms.aws import tag_problems
 from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, gpu_instance_type, monthly_cost_usd
 from modelplane.terms.names import PLATFORM_TAG_KEYS, check_environment_name, check_pool_name, check_workload_name
 from modelplane.terms.scheduling import WORKLOAD_NAMESPACE

@@ -1,7 +1,7 @@
-"""AWS facts a config is checked against before anything deploys: regions, EC2 instance types, tag rules.
+"""AWS facts a config is checked against before anything deploys: EC2 instance types and tag rules (regions, which
+need botocore's endpoint data, are `modelplane.regions`: the containers copy this layer and carry no botocore).
 
-Regions come from botocore's endpoint data (offline, the partitions botocore knows). Instance types come
-from `ec2_instance_types.json`, a table vendored from EC2's DescribeInstanceTypes (its `source` says
+Instance types come from `ec2_instance_types.json`, a table vendored from EC2's DescribeInstanceTypes (its `source` says
 which copy); `tests/terms/test_aws.py` checks it against moto's copy of the same data.
 """
 
@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-
-from botocore.loaders import create_loader
 
 INSTANCE_TYPES_FILE = Path(__file__).with_name("ec2_instance_types.json")
 
@@ -39,13 +37,6 @@ class Ec2InstanceType:
 
 
 @cache
-def aws_regions() -> frozenset[str]:
-    """Every region of every partition botocore knows (commercial, China, GovCloud, ...)."""
-    endpoints = create_loader().load_data("endpoints")
-    return frozenset(region for partition in endpoints["partitions"] for region in partition["regions"])
-
-
-@cache
 def ec2_instance_types() -> dict[str, Ec2InstanceType]:
     table = json.loads(INSTANCE_TYPES_FILE.read_text())["instance_types"]
     return {
@@ -54,17 +45,10 @@ def ec2_instance_types() -> dict[str, Ec2InstanceType]:
     }
 
 
-def _close(value: str, known: list[str]) -> str:
+def did_you_mean(value: str, known: list[str]) -> str:
+    """'; did you mean X, Y?' for the names in `known` closest to `value`, or ''."""
     matches = difflib.get_close_matches(value, known, n=3, cutoff=0.6)
     return f"; did you mean {', '.join(matches)}?" if matches else ""
-
-
-def region_problems(at: str, region: object) -> list[str]:
-    """A region AWS has: a typo (`us-east1`) or an invented one fails at deploy, after the plan said yes."""
-    if isinstance(region, str) and region in aws_regions():
-        return []
-    hint = _close(region, sorted(aws_regions())) if isinstance(region, str) else ""
-    return [f"{at}={region!r}: not an AWS region{hint or '; e.g. us-east-1, eu-west-1'}"]
 
 
 def instance_type_problems(at: str, instance_type: str) -> list[str]:
@@ -76,7 +60,7 @@ def instance_type_problems(at: str, instance_type: str) -> list[str]:
     if sizes:
         hint = f"; {family} comes in {', '.join(sorted(sizes, key=_size_order))}"
     else:
-        hint = _close(instance_type, sorted(ec2_instance_types())) or "; e.g. m7i.xlarge"
+        hint = did_you_mean(instance_type, sorted(ec2_instance_types())) or "; e.g. m7i.xlarge"
     return [f"{at}={instance_type!r}: not an EC2 instance type{hint}"]
 
 

@@ -19,7 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FOLDER_OF_PACKAGE = {"terms": "terms", "components": "components", "workloads": "workloads", "policies": "policies"}
 """`modelplane.<package>` lives in the top-level folder of the same name (linked under modelplane/)."""
-ENVIRONMENT_MODULES = {"modelplane", "modelplane.config", "modelplane.stack_config", "modelplane.platform"}
+ENVIRONMENT_MODULES = {
+    "modelplane",
+    "modelplane.config",
+    "modelplane.regions",
+    "modelplane.stack_config",
+    "modelplane.platform",
+}
 """The environment layer inside modelplane/: the schema and the composition, below the plan engine and CLI."""
 RANK = {"terms": 0, "components": 1, "policies": 1, "workloads": 2, "environment": 3, "cli": 4, "stacks": 5}
 MAY_IMPORT = {

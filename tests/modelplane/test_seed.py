@@ -65,6 +65,13 @@ def test_seed_says_what_to_do_without_a_bucket(aws) -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_bucket_that_does_not_exist_is_one_line(aws) -> None:
+    result = runner.invoke(app, ["seed", "dev", "--bucket", "nobody-made-this", "--stacks-dir", str(STACKS)])
+    assert result.exit_code == 1
+    assert "seeding dev failed: s3://nobody-made-this/" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_several_candidate_buckets_need_a_choice(aws) -> None:
     aws.create_bucket(Bucket="modelplane-qa-artifacts-1")
     aws.create_bucket(Bucket="modelplane-qa-artifacts-2")

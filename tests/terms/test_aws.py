@@ -5,14 +5,11 @@ import json
 from pathlib import Path
 
 import moto
-import pytest
 
 from modelplane.terms.aws import (
     INSTANCE_TYPES_FILE,
-    aws_regions,
     ec2_instance_types,
     instance_type_problems,
-    region_problems,
     tag_problems,
 )
 
@@ -32,24 +29,6 @@ def test_the_vendored_table_matches_ec2s_data_as_moto_ships_it() -> None:
         assert set(row.architectures) == set(source["ProcessorInfo"]["SupportedArchitectures"]), name
         assert row.gpus == sum(gpu.get("Count", 0) for gpu in source.get("GpuInfo", {}).get("Gpus", [])), name
     assert len(vendored) > 1000
-
-
-def test_regions_come_from_botocores_endpoints_of_every_partition() -> None:
-    assert {"us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1"} <= aws_regions()
-    assert "mars-north-1" not in aws_regions()
-
-
-@pytest.mark.parametrize(
-    ("region", "expected"),
-    [
-        ("us-east-1", []),
-        ("eu-wset-1", ["aws:region='eu-wset-1': not an AWS region; did you mean eu-west-1"]),
-        ("", ["aws:region='': not an AWS region; e.g. us-east-1, eu-west-1"]),
-    ],
-)
-def test_region_problems(region: str, expected: list[str]) -> None:
-    problems = region_problems("aws:region", region)
-    assert len(problems) == len(expected) and all(p.startswith(e) for p, e in zip(problems, expected, strict=True))
 
 
 def test_instance_types_name_the_family_sizes_or_the_nearest_types() -> None:
