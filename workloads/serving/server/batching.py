@@ -4,9 +4,9 @@ batches grow with the load and no request waits on a timer.
 
 Capacity is counted in texts, the model's unit of work. The queue holds at most `max_queue_texts`, and never
 more than the model, at its recent throughput, can finish within `drain_budget_s` (a part of the shutdown
-timeout): a server told to stop can answer everything it accepted. A request whose deadline passes or whose client goes leaves
-the queue at once, uncomputed. A batch that fails runs again request by request, so only a request that
-makes the model fail gets the error.
+timeout): a server told to stop can answer everything it accepted. A request whose deadline passes or whose
+client goes leaves the queue at once, uncomputed. A batch that fails runs again request by request, so only
+a request that makes the model fail gets the error.
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ class DynamicBatcher(Generic[Result]):
         self._queued_requests = 0
         self._waiting_texts = 0
         self._running_texts = 0
-        self._recent_calls: deque[tuple[int, float]] = deque(maxlen=RECENT_BATCHES)
-        """(texts, seconds) of the model's recent calls."""
+        self._recent_calls: deque[tuple[int, float]] = deque()
+        """(texts, seconds) of the model's recent calls, and their sums below."""
+        self._recent_texts = 0
+        self._recent_seconds = 0.0
         self._seconds_per_text = 0.0
         self._accepting = False
         self._closing = False
@@ -233,10 +235,17 @@ class DynamicBatcher(Generic[Result]):
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._worker, self._predict, texts)
         finally:
-            self._recent_calls.append((len(texts), self._clock() - started))
-            self._seconds_per_text = sum(seconds for _, seconds in self._recent_calls) / sum(
-                count for count, _ in self._recent_calls
-            )
+            self._record_call(len(texts), self._clock() - started)
         if len(results) != len(texts):
             raise RuntimeError(f"the model returned {len(results)} results for {len(texts)} texts")
         return results
+
+    def _record_call(self, texts: int, seconds: float) -> None:
+        self._recent_calls.append((texts, seconds))
+        self._recent_texts += texts
+        self._recent_seconds += seconds
+        if len(self._recent_calls) > RECENT_BATCHES:
+            old_texts, old_seconds = self._recent_calls.popleft()
+            self._recent_texts -= old_texts
+            self._recent_seconds -= old_seconds
+        self._seconds_per_text = self._recent_seconds / self._recent_texts

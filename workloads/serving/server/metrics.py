@@ -84,6 +84,7 @@ class ServingMetrics:
         self.registry = registry
         self.model_name = model_name
         self._requests = _counter(registry, REQUESTS_TOTAL)
+        self._requests_by_status: dict[int, Counter] = {}
         shed = _counter(registry, REQUESTS_SHED)
         # Every reason exported from the start at 0: a rate over it exists before the first shed request.
         self._shed = {reason: shed.labels(model=model_name, reason=reason.value) for reason in ShedReason}
@@ -96,7 +97,10 @@ class ServingMetrics:
         self.model_loaded = _gauge(registry, MODEL_LOADED).labels(model_name)
 
     def record_request(self, status: int, seconds: float) -> None:
-        self._requests.labels(model=self.model_name, code=str(status)).inc()
+        counter = self._requests_by_status.get(status)
+        if counter is None:  # a handful of statuses ever: looked up once each, not on every request
+            counter = self._requests_by_status[status] = self._requests.labels(model=self.model_name, code=str(status))
+        counter.inc()
         self.request_duration.observe(seconds)
 
     def record_shed(self, reason: ShedReason) -> None:
