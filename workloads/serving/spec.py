@@ -149,7 +149,7 @@ class InferenceServiceSpec(StrictModel):
     resources: Resources = Resources()
     drain_seconds: int = Field(default=25, ge=1, le=600)
     """After SIGTERM, how long a replica may take to answer what it accepted (the server's shutdown timeout);
-    the server never queues more than its model, at its measured speed, can finish in this time."""
+    the server never queues more than its model, at its measured speed, can finish in half this time."""
     canary: Canary | None = None
     env: dict[str, str] = Field(default_factory=dict)
     team: str | None = None
