@@ -29,6 +29,7 @@ from modelplane.terms.scheduling import (
 )
 from modelplane.workloads.training.deepspeed_config import ds_config_for
 from modelplane.workloads.training.spec import TrainingJobSpec
+from modelplane.workloads.training.trainer.outcome import PREEMPTED_EXIT_CODE
 
 TRAINER_API_VERSION = "trainer.kubeflow.org/v1alpha1"
 RUNTIME_NAME = "modelplane-deepspeed"
@@ -329,7 +330,9 @@ def cluster_training_runtime_manifest(
     never create the JobSet). A failed node restarts the whole group (up to `max_restarts`, the platform's
     ceiling; each job's own budget is enforced by its trainer, which counts restarts in its checkpoints).
     Karpenter never consolidates a node away under a running rank. A pod told to go (a spot reclaim, Kueue
-    preempting the job) gets `termination_grace_seconds` to checkpoint: see `runtime_grace_seconds`.
+    preempting the job) gets `termination_grace_seconds` to checkpoint: see `runtime_grace_seconds`. The group then
+    exits PREEMPTED_EXIT_CODE; the Job fails at once on that code (its pod failure policy) and JobSet restarts the
+    group without counting it against `max_restarts`, so spot reclaims never use up a job's failure budget.
     """
     return {
         "apiVersion": TRAINER_API_VERSION,
@@ -339,16 +342,41 @@ def cluster_training_runtime_manifest(
             "mlPolicy": {"numNodes": 1, "torch": {"numProcPerNode": "auto"}},
             "template": {
                 "spec": {
-                    "failurePolicy": {"maxRestarts": max_restarts},
+                    "failurePolicy": {
+                        "maxRestarts": max_restarts,
+                        "rules": [
+                            {
+                                "name": "preempted",
+                                "action": "RestartJobSetAndIgnoreMaxRestarts",
+                                "onJobFailureReasons": ["PodFailurePolicy"],
+                            }
+                        ],
+                    },
                     "replicatedJobs": [
                         {
                             "name": TRAINER_CONTAINER,
                             "template": {
                                 "metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
                                 "spec": {
+                                    # A group restarts as a whole (JobSet), never one pod on its own.
+                                    "backoffLimit": 0,
+                                    "podFailurePolicy": {
+                                        "rules": [
+                                            {
+                                                "action": "FailJob",
+                                                "onExitCodes": {
+                                                    "containerName": TRAINER_CONTAINER,
+                                                    "operator": "In",
+                                                    "values": [PREEMPTED_EXIT_CODE],
+                                                },
+                                            }
+                                        ]
+                                    },
                                     "template": {
                                         "metadata": {"annotations": {DO_NOT_DISRUPT_ANNOTATION: "true"}},
                                         "spec": {
+                                            # A Job's pod failure policy requires it.
+                                            "restartPolicy": "Never",
                                             "priorityClassName": training_priority_class(RUNTIME_PRIORITY),
                                             "terminationGracePeriodSeconds": termination_grace_seconds,
                                             "securityContext": {
@@ -368,7 +396,7 @@ def cluster_training_runtime_manifest(
                                                 }
                                             ],
                                         },
-                                    }
+                                    },
                                 },
                             },
                         }

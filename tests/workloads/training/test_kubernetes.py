@@ -24,6 +24,7 @@ from modelplane.workloads.training.kubernetes import (
     trainer_arguments,
 )
 from modelplane.workloads.training.spec import TrainingJobSpec
+from modelplane.workloads.training.trainer.outcome import PREEMPTED_EXIT_CODE
 from tests.crd_schemas import schema_problems
 
 BUCKET_ARN = "arn:aws:s3:::artifacts"
@@ -138,12 +139,26 @@ def test_runtime_asks_for_no_gang_scheduler_and_restarts_as_a_group() -> None:
     # No coscheduling plugin runs: with a podGroupPolicy Trainer 2.2 never creates the JobSet. Kueue gangs instead.
     assert "podGroupPolicy" not in spec_
     assert spec_["template"]["spec"]["failurePolicy"]["maxRestarts"] == 5
+    job = spec_["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]
+    assert job["backoffLimit"] == 0
     pod = spec_["template"]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     container = pod["containers"][0]
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_a_preempted_group_restarts_without_spending_its_failure_budget() -> None:
+    jobset = cluster_training_runtime_manifest()["spec"]["template"]["spec"]
+    (rule,) = jobset["failurePolicy"]["rules"]
+    assert rule["action"] == "RestartJobSetAndIgnoreMaxRestarts" and rule["onJobFailureReasons"] == ["PodFailurePolicy"]
+    job = jobset["replicatedJobs"][0]["template"]["spec"]
+    (on_exit,) = job["podFailurePolicy"]["rules"]
+    assert on_exit["action"] == "FailJob"
+    assert on_exit["onExitCodes"]["values"] == [PREEMPTED_EXIT_CODE]
+    assert on_exit["onExitCodes"]["containerName"] == job["template"]["spec"]["containers"][0]["name"]
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
 
 
 def test_access_policy_reads_inputs_and_writes_only_its_own_prefixes() -> None:
