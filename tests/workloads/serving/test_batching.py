@@ -22,14 +22,11 @@ FAR = 3600.0
 
 class RecordingModel:
     """Upper-cases texts and records each batch; it can be held (to fill the queue), and fails on a poison
-    text, or on every call while `broken`. Its clock advances `seconds_per_text` per text it computes."""
+    text, or on every call while `broken`. Its clock advances one second per text it computes."""
 
-    def __init__(self, seconds_per_text: float = 1.0) -> None:
+    def __init__(self) -> None:
         self.batches: list[list[str]] = []
-        self.threads: list[str] = []
-        """The thread each batch ran on."""
         self.seconds = 0.0
-        self.seconds_per_text = seconds_per_text
         self.entered = threading.Event()
         self.release = threading.Event()
         self.release.set()
@@ -39,8 +36,7 @@ class RecordingModel:
         self.entered.set()
         assert self.release.wait(WAIT_S)
         self.batches.append(texts)
-        self.threads.append(threading.current_thread().name)
-        self.seconds += len(texts) * self.seconds_per_text
+        self.seconds += len(texts)
         if self.broken or "poison" in texts:
             raise RuntimeError("model broke")
         return [text.upper() for text in texts]
@@ -141,50 +137,6 @@ def test_no_more_is_queued_than_the_model_can_finish_within_the_drain_budget():
 
     answers = run(scenario, batcher_for(model, max_queue_texts=100, drain_budget_s=4.5))
     assert answers == [["RUNNING"], ["A", "B", "C"]]
-
-
-def test_a_lone_request_runs_on_the_event_loop_once_the_model_is_known_to_be_quick():
-    model = RecordingModel(seconds_per_text=0.001)
-
-    async def scenario(batcher: DynamicBatcher[str]) -> list[list[str]]:
-        first = await batcher.enqueue(["first"], later(FAR), alone=True)  # no speed known yet: the worker
-        second = await batcher.enqueue(["second"], later(FAR), alone=True)
-        model.hold()
-        held = submit(batcher, ["held"])
-        await model.running()
-        # The worker is busy (the tokenizer must not run on two threads), so a lone request queues.
-        queued = batcher.enqueue(["queued"], later(FAR), alone=True)
-        assert batcher.waiting == 1
-        model.release.set()
-        return [first, second, *await asyncio.gather(held, queued)]
-
-    answers = run(scenario, batcher_for(model))
-    assert answers == [["FIRST"], ["SECOND"], ["HELD"], ["QUEUED"]]
-    loop_thread = threading.current_thread().name  # asyncio.run runs the loop on this thread
-    assert [thread == loop_thread for thread in model.threads] == [False, True, False, False]
-
-
-def test_a_slow_model_never_runs_on_the_event_loop():
-    model = RecordingModel(seconds_per_text=0.2)
-
-    async def scenario(batcher: DynamicBatcher[str]) -> None:
-        for text in ("a", "b", "c"):
-            await batcher.enqueue([text], later(FAR), alone=True)
-
-    run(scenario, batcher_for(model))
-    assert threading.current_thread().name not in model.threads
-
-
-def test_a_request_run_on_the_event_loop_past_its_deadline_is_answered_as_expired():
-    model = RecordingModel(seconds_per_text=0.001)
-
-    async def scenario(batcher: DynamicBatcher[str]) -> None:
-        await batcher.enqueue(["quick"], later(FAR), alone=True)
-        with pytest.raises(DeadlineExceededError):
-            await batcher.enqueue(["too late"], later(-1), alone=True)
-
-    run(scenario, batcher_for(model))
-    assert model.batches == [["quick"], ["too late"]], "computed on the loop, then found past its deadline"
 
 
 def test_a_failing_batch_is_rerun_request_by_request_so_only_the_guilty_one_fails():

@@ -111,8 +111,6 @@ class Endpoints:
         self.metrics = metrics
         self.state = state
         self.limits = TextLimits(config.max_batch_size, config.max_text_chars)
-        self.active = 0
-        """Inference requests in the server now: one alone may run on the event loop (see the batcher)."""
 
     async def live(self, request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -146,12 +144,8 @@ class Endpoints:
         if unknown is not None:
             return unknown
         started = time.perf_counter()
-        self.active += 1
-        try:
-            with self.metrics.in_flight.track_inprogress():
-                answer = await self._answer(request)
-        finally:
-            self.active -= 1
+        with self.metrics.in_flight.track_inprogress():
+            answer = await self._answer(request)
         if answer.shed is None:
             self.metrics.record_request(answer.response.status_code, time.perf_counter() - started)
         else:
@@ -175,7 +169,7 @@ class Endpoints:
                 deadline = min(deadline, asyncio.get_running_loop().time() + parsed.timeout_seconds)
             if not self.state.accepting:
                 return Answer(retry_response(503, "the server is shutting down; retry"), ShedReason.DRAINING)
-            answer = self.batcher.enqueue(parsed.texts, deadline, alone=self.active == 1)
+            answer = self.batcher.enqueue(parsed.texts, deadline)
             accepted = True
             predictions = await self._wait(request, answer)
             encoded = infer_response(self.config.model_name, parsed, predictions)

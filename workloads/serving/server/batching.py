@@ -1,8 +1,6 @@
 """Adaptive batching: requests queue, and each time the model is free it takes everything waiting, up to
 `max_batch_size` texts. A lone request runs at once; under load the queue fills while the model computes, so
-batches grow with the load and no request waits on a timer. A request alone in the server, with the model
-idle and quick, runs on the event loop's own thread: nothing else is waiting, and the hand-off to the worker
-thread and back would be its only cost.
+batches grow with the load and no request waits on a timer.
 
 Capacity is counted in texts, the model's unit of work. The queue holds at most `max_queue_texts`, and never
 more than the model, at its recent throughput, can finish within `drain_budget_s` (a part of the shutdown
@@ -27,9 +25,6 @@ log = logging.getLogger(__name__)
 
 RECENT_BATCHES = 64
 """How many recent model calls the throughput estimate looks back over."""
-INLINE_MAX_CALL_SECONDS = 0.05
-"""A lone request runs on the event loop only while the model's recent calls took less than this on average:
-the loop (health probes, header deadlines, new connections) waits that long at most."""
 
 
 class QueueFullError(Exception):
@@ -104,11 +99,10 @@ class DynamicBatcher(Generic[Result]):
         self._loop_task = asyncio.get_running_loop().create_task(self._run(), name="dynamic-batcher")
         self._accepting = True
 
-    def enqueue(self, texts: list[str], deadline: float, alone: bool = False) -> asyncio.Future[list[Result]]:
+    def enqueue(self, texts: list[str], deadline: float) -> asyncio.Future[list[Result]]:
         """Queue `texts`; the future gets their results, or `DeadlineExceededError` at `deadline` (event-loop
         time). Raises at once when there is no room or the batcher is closed. Cancelling the future (a client
-        that went away) takes the request out of the queue. `alone`: no other request is in the server, so
-        it may run at once on the event loop (see `INLINE_MAX_CALL_SECONDS`)."""
+        that went away) takes the request out of the queue."""
         if not self._accepting:
             raise BatcherClosedError("the server is shutting down")
         count = len(texts)
@@ -126,8 +120,6 @@ class DynamicBatcher(Generic[Result]):
                 f"beyond its drain budget of {self._drain_budget_s:g}s (part of shutdown_timeout_seconds)"
             )
         loop = asyncio.get_running_loop()
-        if alone and self._runs_inline():
-            return self._run_inline(texts, deadline)
         pending = _Pending(texts, loop.create_future(), deadline)
         pending.expiry = loop.call_at(deadline, self._expire, pending)
         pending.answer.add_done_callback(lambda _: self._settled(pending))
@@ -136,34 +128,6 @@ class DynamicBatcher(Generic[Result]):
         self._waiting_texts += count
         self._wake.set()
         return pending.answer
-
-    def _runs_inline(self) -> bool:
-        """Whether a lone request may run on the event loop: the worker is idle (the tokenizer must never run on
-        two threads at once), nothing is queued, and the model is known to be quick."""
-        idle = self._running_texts == 0 and self._queued_requests == 0
-        quick = bool(self._recent_calls) and self._recent_seconds / len(self._recent_calls) < INLINE_MAX_CALL_SECONDS
-        return idle and quick
-
-    def _run_inline(self, texts: list[str], deadline: float) -> asyncio.Future[list[Result]]:
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[list[Result]] = loop.create_future()
-        self._on_batch(len(texts))
-        started = self._clock()
-        try:
-            results = self._predict(texts)
-        except Exception as error:
-            log.exception("a request of %d texts failed", len(texts))
-            answer.set_exception(error)
-            return answer
-        finally:
-            self._record_call(len(texts), self._clock() - started)
-        if loop.time() > deadline:  # as a worker's answer past the deadline would be
-            answer.set_exception(DeadlineExceededError("the request's deadline passed before its answer"))
-        elif len(results) != len(texts):
-            answer.set_exception(RuntimeError(f"the model returned {len(results)} results for {len(texts)} texts"))
-        else:
-            answer.set_result(list(results))
-        return answer
 
     async def drain(self) -> None:
         """Refuse new requests, answer every accepted one, then stop the worker thread."""
