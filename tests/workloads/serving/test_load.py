@@ -170,6 +170,19 @@ def test_5000_requests_at_concurrency_64_with_5_percent_hostile_give_no_5xx(mode
     codes = counter_values(metrics, "modelplane_inference_requests_total", "code")
     assert codes == {"200": len(good), "400": len(bad)}, "the server counted every request, by its status"
     assert set(counter_values(metrics, "modelplane_inference_requests_shed_total", "reason").values()) == {0}
+    # 64 clients and a model busy with each batch: the next batch gathers the requests that came meanwhile.
+    batches = histogram_totals(metrics, "modelplane_inference_batch_size")
+    assert batches["sum"] / batches["count"] >= 4, f"{batches}: requests ran (almost) one at a time"
+
+
+def histogram_totals(exposition: str, name: str) -> dict[str, float]:
+    """A histogram's _sum and _count."""
+    return {
+        sample.name.removeprefix(f"{name}_"): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name in (f"{name}_sum", f"{name}_count")
+    }
 
 
 async def load_through_sigterm(

@@ -326,13 +326,14 @@ def build_app(
 
     model = "/v2/models/{model_name}"
     versioned = model + "/versions/{version}"
+    # The router tries routes in order, and nearly every request is an inference: those routes come first.
     routes = [
+        *(Route(path + "/infer", endpoints.infer, methods=["POST"]) for path in (model, versioned)),
         Route("/v2/health/live", endpoints.live, methods=["GET"]),
         Route("/v2/health/ready", endpoints.server_ready, methods=["GET"]),
         Route("/v2", endpoints.server_info, methods=["GET"]),
         *(Route(path, endpoints.model_metadata, methods=["GET"]) for path in (model, versioned)),
         *(Route(path + "/ready", endpoints.model_ready, methods=["GET"]) for path in (model, versioned)),
-        *(Route(path + "/infer", endpoints.infer, methods=["POST"]) for path in (model, versioned)),
         Route("/metrics", AsgiEndpoint(make_asgi_app(metrics.registry)), methods=["GET"]),
     ]
     app = Starlette(
