@@ -81,6 +81,18 @@ def init_process_group(ranks: Ranks, collective_timeout_seconds: float) -> None:
     )
 
 
+def bound_every_group(collective_timeout_seconds: float) -> None:
+    """Give every process group the job's collective timeout, not only the default one.
+
+    DeepSpeed makes groups of its own (ZeRO all-reduces its gradients in a clone of the world group) with torch's
+    default timeout, 30 minutes for gloo: a stalled rank would hang its peers there. torch's `_set_pg_timeout` is
+    the call for exactly this (its docstring: a timeout other than the default); groups are listed by `_world`.
+    """
+    timeout = timedelta(seconds=collective_timeout_seconds)
+    for group in list(dist.distributed_c10d._world.pg_map):
+        dist.distributed_c10d._set_pg_timeout(timeout, group)
+
+
 def die_with_launcher() -> None:
     """Ask Linux to SIGKILL this worker when the launcher that started it dies.
 

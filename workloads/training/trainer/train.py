@@ -493,6 +493,7 @@ def run_training(
     model, tokenizer = load_classifier(inputs.base_model_dir, inputs.labels)
     engine_config, optimizer = client_optimizer(ds_config, model, config.learning_rate)
     engine = initialize_engine(model, optimizer, engine_config, ranks)
+    distributed.bound_every_group(config.collective_timeout_seconds)
     loaders = make_loaders(
         inputs.train,
         inputs.evaluation,
