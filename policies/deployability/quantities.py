@@ -11,25 +11,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import proxy
-
 from modelplane.policies.deployability.findings import field
-from modelplane.policies.rules.props import UNKNOWN
+from modelplane.policies.rules.props import ENGINE_UNKNOWNS, SECRET_PLACEHOLDER, UNKNOWN
 
 PLAN_UNKNOWN = "[unknown]"
-UNKNOWN_MARKERS = frozenset(
-    {
-        PLAN_UNKNOWN,
-        "[secret]",
-        proxy.UNKNOWN_BOOLEAN_VALUE,
-        proxy.UNKNOWN_NUMBER_VALUE,
-        proxy.UNKNOWN_STRING_VALUE,
-        proxy.UNKNOWN_ARRAY_VALUE,
-        proxy.UNKNOWN_ASSET_VALUE,
-        proxy.UNKNOWN_ARCHIVE_VALUE,
-        proxy.UNKNOWN_OBJECT_VALUE,
-    }
-)
+UNKNOWN_MARKERS = frozenset({PLAN_UNKNOWN, SECRET_PLACEHOLDER, *ENGINE_UNKNOWNS})
 
 _SUFFIXES = {
     "n": 1e-9,

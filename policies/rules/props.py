@@ -25,7 +25,7 @@ class _Unknown:
 UNKNOWN: Final = _Unknown()
 """A value the engine cannot know yet (preview) or may not show (a secret in the offline plan)."""
 
-_SENTINELS = frozenset(
+ENGINE_UNKNOWNS = frozenset(
     {
         proxy.UNKNOWN_BOOLEAN_VALUE,
         proxy.UNKNOWN_NUMBER_VALUE,
@@ -36,6 +36,7 @@ _SENTINELS = frozenset(
         proxy.UNKNOWN_OBJECT_VALUE,
     }
 )
+"""The policy engine's sentinels for values not known during preview."""
 
 
 def plain(value: Any) -> Any:
@@ -46,7 +47,7 @@ def plain(value: Any) -> Any:
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):
         return [plain(item) for item in value]
-    if isinstance(value, str) and (value in _SENTINELS or value == SECRET_PLACEHOLDER):
+    if isinstance(value, str) and (value in ENGINE_UNKNOWNS or value == SECRET_PLACEHOLDER):
         return UNKNOWN
     return value
 
