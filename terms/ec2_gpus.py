@@ -2,34 +2,26 @@
 
 The GPU catalog (`gpu_catalog`) holds the types modelplane prices and plans pools with. Rules that guard GPU
 capacity must also see GPU types outside it (g4dn, gr6, p6-b200, ...), so EC2's own DescribeInstanceTypes data
-(`ec2_instance_types.json`, vendored with its source; see `terms.aws`) answers "is this a GPU type, with how many
+(`terms.aws.ec2_instance_types`, vendored with its source) answers "is this a GPU type, with how many
 GPUs". A type newer than the table, or one that holds a fraction of a GPU (g6f), is recognised by its family name
 and its GPU count is not known.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
-from pathlib import Path
 
+from modelplane.terms.aws import ec2_instance_types
 from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES
 
-EC2_TABLE = Path(__file__).with_name("ec2_instance_types.json")
 GPU_FAMILY_NAME = re.compile(r"^(g|gr|p)\d[a-z0-9-]*\.")
 """EC2's GPU families: g (graphics and inference), gr (graphics, ARM), p (training); with a size after the dot."""
 
 
 @cache
-def _ec2_table() -> dict[str, dict[str, object]]:
-    table: dict[str, dict[str, object]] = json.loads(EC2_TABLE.read_text())["instance_types"]
-    return table
-
-
-@cache
 def _ec2_gpu_counts() -> dict[str, int]:
-    return {name: int(str(row["gpus"])) for name, row in _ec2_table().items() if row["gpus"]}
+    return {name: row.gpus for name, row in ec2_instance_types().items() if row.gpus}
 
 
 @cache
@@ -58,4 +50,4 @@ def is_gpu_family(family: str) -> bool:
 
 def known_gpu_instance_types() -> list[str]:
     """Every GPU instance type either table holds (fractional-GPU types too), sorted."""
-    return sorted({*GPU_INSTANCE_TYPES, *(name for name in _ec2_table() if is_gpu_instance_type(name))})
+    return sorted({*GPU_INSTANCE_TYPES, *(name for name in ec2_instance_types() if is_gpu_instance_type(name))})
