@@ -9,7 +9,7 @@ counted or priced: the rule says so as advice rather than guessing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelplane.policies.deployability.cost import (
@@ -19,8 +19,7 @@ from modelplane.policies.deployability.cost import (
     max_gpus_by_source,
     uncounted_gpu_types,
 )
-from modelplane.policies.rules.deployability import planned_form
-from modelplane.policies.rules.gpu_pools import gpu_offers
+from modelplane.policies.rules.gpu_pools import gpu_offers, planned_stack
 from modelplane.policies.rules.props import as_dict
 from modelplane.policies.rules.rule import Finding, Rule, StackResource, StackRule, Undecided
 from modelplane.terms.gpu_catalog import GPU_INSTANCE_TYPES, HOURS_PER_MONTH
@@ -29,18 +28,15 @@ from modelplane.terms.scheduling import POOL_LABEL
 HOW_TO_HAND_OVER = "run `modelplane plan ENV` and pass build/ENV/policy-config.json with --policy-pack-config"
 
 
-def _names(resources: list[StackResource]) -> dict[str, str]:
-    return {resource.urn: resource.name for resource in resources}
+def _names(planned: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(resource.get("urn")): str(resource.get("name")) for resource in planned}
 
 
-def _unbounded(resources: list[StackResource]) -> list[Finding]:
-    """GPU capacity nothing bounds: the budget cannot be kept whatever it is."""
-    return [Finding(f.message(), f.urn) for f in check_cost([planned_form(r) for r in resources])]
-
-
-def _uncounted(resources: list[StackResource]) -> list[Finding]:
-    names = _names(resources)
-    return _unbounded(resources) + [
+def _uncounted(planned: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """GPU capacity nothing bounds (the budget cannot be kept whatever it is), and types no table counts."""
+    names = _names(planned)
+    unbounded = [Finding(f.message(), f.urn) for f in check_cost(planned)]
+    return unbounded + [
         Finding(
             Undecided(
                 f"{names.get(urn, urn)}: {types} look like GPU instance types but no table says how many GPUs "
@@ -48,14 +44,14 @@ def _uncounted(resources: list[StackResource]) -> list[Finding]:
             ),
             urn,
         )
-        for urn, types in uncounted_gpu_types([planned_form(r) for r in resources]).items()
+        for urn, types in uncounted_gpu_types(planned).items()
     ]
 
 
-def _pool_names(resources: list[StackResource]) -> dict[str, str]:
+def _pool_names(planned: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Each GPU source's `modelplane.io/pool` label, which negotiated rates are keyed by."""
     names = {}
-    for gpu in gpu_offers(resources):
+    for gpu in gpu_offers(planned):
         values = gpu.offer.labels.values.get(POOL_LABEL)
         if values and len(values) == 1:
             names[gpu.offer.urn] = next(iter(values))
@@ -72,8 +68,9 @@ def _hourly_price(capacity: GpuCapacity, pool: str | None, rates: Mapping[str, A
 
 def _gpu_count(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
     limit = config.get("maxGpus")
-    capacities = gpu_capacity([planned_form(r) for r in resources])
-    findings = _uncounted(resources)
+    planned = planned_stack(resources)
+    capacities = gpu_capacity(planned)
+    findings = _uncounted(planned)
     if not capacities and not findings:
         return []
     if not isinstance(limit, (int, float)):
@@ -86,7 +83,7 @@ def _gpu_count(resources: list[StackResource], config: Mapping[str, Any]) -> lis
     by_source = max_gpus_by_source(capacities)
     total = sum(by_source.values())
     if total > limit:
-        names = _names(resources)
+        names = _names(planned)
         pools = ", ".join(f"{names.get(urn, urn)}={gpus}" for urn, gpus in sorted(by_source.items()))
         findings.append(Finding(f"GPU capacity reaches {total} GPUs at max size ({pools}); the budget is {int(limit)}"))
     return findings
@@ -94,8 +91,9 @@ def _gpu_count(resources: list[StackResource], config: Mapping[str, Any]) -> lis
 
 def _gpu_cost(resources: list[StackResource], config: Mapping[str, Any]) -> list[Finding]:
     limit = config.get("maxMonthlyGpuCostUsd")
-    capacities = gpu_capacity([planned_form(r) for r in resources])
-    findings = _uncounted(resources)
+    planned = planned_stack(resources)
+    capacities = gpu_capacity(planned)
+    findings = _uncounted(planned)
     if not capacities and not findings:
         return []
     if not isinstance(limit, (int, float)):
@@ -106,7 +104,7 @@ def _gpu_cost(resources: list[StackResource], config: Mapping[str, Any]) -> list
                 f"handed over; {HOW_TO_HAND_OVER}"
             ),
         ]
-    rates, pools, names = as_dict(config.get("hourlyRates")), _pool_names(resources), _names(resources)
+    rates, pools, names = as_dict(config.get("hourlyRates")), _pool_names(planned), _names(planned)
     most_by_source: dict[str, float] = {}
     for capacity in capacities:
         price = _hourly_price(capacity, pools.get(capacity.urn), rates)

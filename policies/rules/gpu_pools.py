@@ -10,7 +10,7 @@ the rule says so as advice instead of passing or blocking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from modelplane.policies.deployability.cluster_model import (
     NODE_GROUP,
     NODE_POOL,
     NodeOffer,
+    ResourceIndex,
     index_of,
     launch_template_of,
     node_offers,
@@ -46,9 +47,6 @@ class GpuOffer:
     planned: Mapping[str, Any]
     """The resource as plan.json records it."""
 
-    def describe(self) -> str:
-        return self.offer.describe()
-
 
 def _is_gpu_offer(offer: NodeOffer, planned: Mapping[str, Any]) -> bool:
     if offer.kind == FARGATE:
@@ -63,12 +61,17 @@ def _is_gpu_offer(offer: NodeOffer, planned: Mapping[str, Any]) -> bool:
     return (isinstance(ami_type, str) and "NVIDIA" in ami_type) or (labelled is not None and "true" in labelled)
 
 
-def gpu_offers(resources: list[StackResource]) -> list[GpuOffer]:
+def planned_stack(resources: list[StackResource]) -> list[Mapping[str, Any]]:
+    """The stack as the deployability model reads it (plan.json's form), converted once per check."""
+    return [planned_form(resource) for resource in resources]
+
+
+def gpu_offers(planned: Sequence[Mapping[str, Any]]) -> list[GpuOffer]:
     """Every source of GPU nodes in the stack."""
-    planned = {resource.urn: planned_form(resource) for resource in resources}
+    by_urn = {str(resource.get("urn")): resource for resource in planned}
     found = []
-    for offer in node_offers(list(planned.values())):
-        resource = planned[offer.urn]
+    for offer in node_offers(planned):
+        resource = by_urn[offer.urn]
         if _is_gpu_offer(offer, resource):
             types = tuple(t for t in offer.instance_types or () if gpu_count(t) != 0) or None
             found.append(GpuOffer(offer, types, resource))
@@ -84,7 +87,7 @@ def _carries_gpu_taint(offer: NodeOffer) -> bool:
 
 def _gpu_taint(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
     findings = []
-    for gpu in gpu_offers(resources):
+    for gpu in gpu_offers(planned_stack(resources)):
         offer = gpu.offer
         if offer.taints is None or _carries_gpu_taint(offer):
             continue
@@ -92,7 +95,7 @@ def _gpu_taint(resources: list[StackResource], _config: Mapping[str, Any]) -> li
             findings.append(
                 Finding(
                     Undecided(
-                        f"{gpu.describe()}: self-managed GPU nodes taint themselves from their user data, which the "
+                        f"{offer.describe()}: self-managed GPU nodes taint themselves from their user data, which the "
                         f"plan cannot read; make sure they register with {GPU_TAINT_KEY}={GPU_TAINT_VALUE}:"
                         f"{GPU_TAINT_EFFECT} (or tag the group k8s.io/cluster-autoscaler/node-template/taint/...)"
                     ),
@@ -102,7 +105,7 @@ def _gpu_taint(resources: list[StackResource], _config: Mapping[str, Any]) -> li
             continue
         findings.append(
             Finding(
-                f"{gpu.describe()}: GPU nodes lack the taint {GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{GPU_TAINT_EFFECT}; "
+                f"{offer.describe()}: GPU nodes lack the taint {GPU_TAINT_KEY}={GPU_TAINT_VALUE}:{GPU_TAINT_EFFECT}; "
                 "without it any pod lands on (and pays for) GPU nodes",
                 offer.urn,
             )
@@ -110,27 +113,28 @@ def _gpu_taint(resources: list[StackResource], _config: Mapping[str, Any]) -> li
     return findings
 
 
-def _custom_image(gpu: GpuOffer, resources: list[StackResource]) -> bool:
+def _custom_image(gpu: GpuOffer, index: ResourceIndex) -> bool:
     """A node group whose launch template names its own AMI (EKS then expects amiType CUSTOM or none)."""
     props = as_mapping(gpu.planned.get("inputs"))
-    index = index_of([planned_form(r) for r in resources])
     template = launch_template_of(gpu.planned, value_at(props, "launchTemplate"), index)
     return template is not None and value_at(as_mapping(template.get("inputs")), "imageId") is not None
 
 
 def _nvidia_ami(resources: list[StackResource], _config: Mapping[str, Any]) -> list[Finding]:
+    planned = planned_stack(resources)
+    index = index_of(planned)
     findings = []
-    for gpu in gpu_offers(resources):
+    for gpu in gpu_offers(planned):
         if gpu.offer.kind != NODE_GROUP:
             continue
         ami_type = value_at(as_mapping(gpu.planned.get("inputs")), "amiType")
         if is_unknown(ami_type) or (isinstance(ami_type, str) and "NVIDIA" in ami_type):
             continue
-        if ami_type == "CUSTOM" or _custom_image(gpu, resources):
+        if ami_type == "CUSTOM" or _custom_image(gpu, index):
             findings.append(
                 Finding(
                     Undecided(
-                        f"{gpu.describe()}: runs a custom AMI; the plan cannot tell whether it ships the NVIDIA "
+                        f"{gpu.offer.describe()}: runs a custom AMI; the plan cannot tell whether it ships the NVIDIA "
                         "driver and container toolkit (EKS's NVIDIA AMIs do)"
                     ),
                     gpu.offer.urn,
@@ -139,7 +143,7 @@ def _nvidia_ami(resources: list[StackResource], _config: Mapping[str, Any]) -> l
             continue
         findings.append(
             Finding(
-                f"{gpu.describe()}: GPU node group has amiType={ami_type!r}; use an NVIDIA AMI type "
+                f"{gpu.offer.describe()}: GPU node group has amiType={ami_type!r}; use an NVIDIA AMI type "
                 "(e.g. AL2023_x86_64_NVIDIA)",
                 gpu.offer.urn,
             )
@@ -151,14 +155,14 @@ def _allowed_types(resources: list[StackResource], config: Mapping[str, Any]) ->
     configured = config.get("allowedInstanceTypes")
     allowed = [str(t) for t in configured] if isinstance(configured, list) else DEFAULT_ALLOWED_GPU_TYPES
     findings = []
-    for gpu in gpu_offers(resources):
+    for gpu in gpu_offers(planned_stack(resources)):
         offer = gpu.offer
         if gpu.gpu_types is None:
             requirements = value_at(as_mapping(gpu.planned.get("inputs")), "spec", "template", "spec", "requirements")
             if offer.kind == NODE_POOL and offer.instance_types is None and not is_unknown(requirements):
                 findings.append(
                     Finding(
-                        f"{gpu.describe()}: no node.kubernetes.io/instance-type In requirement, so Karpenter may "
+                        f"{offer.describe()}: no node.kubernetes.io/instance-type In requirement, so Karpenter may "
                         f"launch any GPU type; require one of: {', '.join(allowed)}",
                         offer.urn,
                     )
@@ -168,7 +172,7 @@ def _allowed_types(resources: list[StackResource], config: Mapping[str, Any]) ->
         if refused:
             findings.append(
                 Finding(
-                    f"{gpu.describe()}: instance types {refused} are not allowed in this environment; "
+                    f"{offer.describe()}: instance types {refused} are not allowed in this environment; "
                     f"allowed: {', '.join(allowed)}",
                     offer.urn,
                 )
