@@ -21,7 +21,7 @@ from modelplane.policy_config import POLICY_PACK_DIR
 
 PACK_FILES = ("__main__.py", "requirements.txt")
 PACKAGE_DATA = ("*.py", "*.json")
-"""What the rules' modules need at run time: their code and the tables they read (the EC2 GPU table)."""
+"""What the rules' modules need at run time: their code and the tables they read (EC2's instance types)."""
 PACK_VIRTUALENV = "venv"
 """Where Pulumi creates the pack's own virtualenv, inside the pack, from its requirements."""
 

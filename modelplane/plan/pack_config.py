@@ -36,17 +36,19 @@ class PolicySettings:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+def _level(name: str, level: Any) -> str:
+    if level not in LEVELS:
+        raise PackConfigError([f"{name}: {level!r} is not a valid enforcement level ({', '.join(LEVELS)})"])
+    return str(level)
+
+
 def _entry(name: str, value: Any) -> tuple[str | None, dict[str, Any]]:
     if isinstance(value, str):
-        if value not in LEVELS:
-            raise PackConfigError([f"{name}: {value!r} is not a valid enforcement level ({', '.join(LEVELS)})"])
-        return value, {}
+        return _level(name, value), {}
     if isinstance(value, Mapping):
         properties = dict(value)
         level = properties.pop("enforcementLevel", None)
-        if level is not None and level not in LEVELS:
-            raise PackConfigError([f"{name}: {level!r} is not a valid enforcement level ({', '.join(LEVELS)})"])
-        return level, properties
+        return (None if level is None else _level(name, level)), properties
     raise PackConfigError([f"{name}: {value!r} is not a valid value; must be a string or object"])
 
 
