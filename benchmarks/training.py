@@ -5,7 +5,8 @@ and padded to 128 tokens, with the same micro-batch, the same AdamW settings, th
 same torch thread count, in one process, and both in training mode (dropout on, as real fine-tuning runs).
 The plain side is the loop a user writes: `model.train()`, torch's AdamW with its defaults, `clip_grad_norm_`.
 The trainer side is the real DeepSpeed engine (world size 1, fp32, configured by `ds_config_for`) driven by
-`TrainingRun.train_epoch`, the trainer's own step loop with its loss reduction, checks and metrics. Each side's
+`TrainingRun.train_epoch`, the trainer's own step loop with its loss reduction, checks and metrics, and with the
+trainer's CPU dropout (`trainer/cpu_dropout.py`: same keep probability and scaling, cheaper masks). Each side's
 mode is recorded at every forward pass and printed; sides measured in different modes are refused. Both are
 warmed up, then timed over a fixed number of optimizer steps in short runs, `--repeat` adjacent pairs with
 alternating order (other jobs' load on the machine comes and goes); the result is the median of the pairs'
@@ -241,9 +242,22 @@ def build_loops(args: argparse.Namespace, scratch: Path) -> tuple[PlainLoop, Tra
         "zero_stage": engine.zero_optimization_stage(),
         "clipping": settings.gradient_clipping,
         "optimizer": type(optimizer).__name__,
+        "dropout": describe_dropout(plain.model, engine.module),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return plain, trainer, facts
+
+
+def describe_dropout(plain_model: Any, trainer_model: Any) -> str:
+    """Whose dropout each side runs, read off the models themselves."""
+    import torch
+
+    def whose(model: Any) -> str:
+        return (
+            "torch's" if any(type(module) is torch.nn.Dropout for module in model.modules()) else "cpu_dropout's masks"
+        )
+
+    return f"plain: {whose(plain_model)}; trainer: {whose(trainer_model)}"
 
 
 def timed(loop: PlainLoop | TrainerLoop, steps: int, threads: int) -> tuple[float, float]:
@@ -270,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{Path(args.base_model).name if args.base_model else 'MiniLM-L6'} ({facts['parameters'] / 1e6:.1f}M "
             f"parameters), sequence {args.sequence_length}, micro-batch {args.micro_batch}, {args.threads} torch "
-            f"threads, {facts['optimizer']} (plain: torch defaults; trainer: fused), clipping {facts['clipping']}, "
+            f"threads, {facts['optimizer']} (plain: torch defaults; trainer: fused), dropout ({facts['dropout']}), "
+            f"clipping {facts['clipping']}, "
             f"ZeRO {facts['zero_stage']}, fp32; {args.repeat} interleaved pairs of {args.steps}-step runs"
         )
         for loop in (plain, trainer):

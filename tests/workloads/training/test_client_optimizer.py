@@ -60,17 +60,19 @@ def test_budget_and_deadline_come_from_the_environment_kubernetes_sets() -> None
     assert (config.restart_budget, config.max_run_minutes) == (2, 90)
 
 
-def test_a_lone_fp32_process_skips_the_identity_all_reduce(one_rank: None) -> None:
+def test_a_lone_fp32_process_on_cpu_skips_the_identity_all_reduce_and_gets_cpu_dropout(one_rank: None) -> None:
     from modelplane.workloads.training.trainer import distributed
+    from modelplane.workloads.training.trainer.cpu_dropout import CpuDropout
     from modelplane.workloads.training.trainer.distributed import Ranks
     from modelplane.workloads.training.trainer.train import fill_missing_gradients, initialize_engine
 
     ranks = Ranks.from_env()
     distributed.init_process_group(ranks, 60)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1), torch.nn.Linear(4, 2))
     config = {"train_micro_batch_size_per_gpu": 2, "zero_optimization": {"stage": 0}}
     engine = initialize_engine(model, torch.optim.SGD(model.parameters(), lr=0.1), config, ranks)
     assert engine.enable_backward_allreduce is False
+    assert type(engine.module[1]) is CpuDropout
 
     unused = torch.nn.Linear(2, 2)
     fill_missing_gradients(unused)

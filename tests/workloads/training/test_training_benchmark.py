@@ -29,6 +29,9 @@ def test_both_loops_train_with_dropout_on(tiny_base_model: Path, tmp_path: Path)
     assert facts["optimizer"] == "AdamW"
     assert plain.optimizer.defaults["fused"] is None, "the baseline uses torch's default AdamW"
     assert trainer.engine.optimizer.defaults["fused"] is True
+    assert facts["dropout"] == "plain: torch's; trainer: cpu_dropout's masks"
+    assert any(type(module) is torch.nn.Dropout for module in plain.model.modules())
+    assert not any(type(module) is torch.nn.Dropout for module in trainer.engine.module.modules())
 
 
 def test_the_recorder_reports_what_ran() -> None:

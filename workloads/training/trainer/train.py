@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from modelplane.terms.log_lines import LogFormat
 from modelplane.workloads.model_artifact import ModelManifest
-from modelplane.workloads.training.trainer import distributed
+from modelplane.workloads.training.trainer import cpu_dropout, distributed
 from modelplane.workloads.training.trainer.base_model import load_classifier
 from modelplane.workloads.training.trainer.checkpoints import (
     CheckpointMarker,
@@ -411,7 +411,8 @@ def client_optimizer(ds_config: dict[str, Any], model: Any, default_lr: float) -
 
 
 def initialize_engine(model: Any, optimizer: Any, ds_config: dict[str, Any], ranks: Ranks) -> Any:
-    """The DeepSpeed engine; on a lone fp32 process without ZeRO, with its gradient all-reduce turned off.
+    """The DeepSpeed engine; on CPU with `cpu_dropout`'s masks, and on a lone fp32 process without ZeRO, with its
+    gradient all-reduce turned off.
 
     There the all-reduce averages over one rank, an identity that still flattens every gradient into one buffer
     and copies it back each step (about 6% of a MiniLM step on CPU). `TrainingRun` then does the one other
@@ -422,6 +423,8 @@ def initialize_engine(model: Any, optimizer: Any, ds_config: dict[str, Any], ran
     engine, *_ = deepspeed.initialize(
         model=model, optimizer=optimizer, model_parameters=model.parameters(), config=ds_config
     )
+    if engine.device.type == "cpu":
+        cpu_dropout.install(engine.module)
     plain_fp32 = engine.zero_optimization_stage() == 0 and not (engine.bfloat16_enabled() or engine.fp16_enabled())
     if ranks.world_size == 1 and plain_fp32:
         engine.enable_backward_allreduce = False
