@@ -17,6 +17,8 @@ ENV_PREFIX = "MODELPLANE_"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+RUNTIMES = ("torchscript", "eager")
+"""How the model's forward pass runs: traced for TorchScript (see `traced`) or Hugging Face's eager module."""
 MAX_TIMEOUT_SECONDS = 3600
 
 
@@ -41,6 +43,10 @@ class ServerConfig:
     host: str = _setting("127.0.0.1", "Address to listen on; 0.0.0.0 in a container.")
     port: int = _setting(8080, "Port to listen on; 0 picks a free one (logged at start).")
     device: str = _setting("auto", "auto (cuda when available), cpu, cuda or cuda:N.")
+    model_runtime: str = _setting(
+        "torchscript",
+        "torchscript (traced at load and checked against the eager model, which it falls back to) or eager.",
+    )
     max_batch_size: int = _setting(32, "Most texts run through the model at once; also the most per request.")
     max_queue_size: int = _setting(
         256, "Texts allowed to wait for the model; beyond it (or beyond what a shutdown can finish), 503 at once."
@@ -79,6 +85,8 @@ class ServerConfig:
             raise ValueError(f"port={self.port}: must be 0-65535")
         if not DEVICE.match(self.device):
             raise ValueError(f"device={self.device!r}: must be auto, cpu, cuda or cuda:N")
+        if self.model_runtime not in RUNTIMES:
+            raise ValueError(f"model_runtime={self.model_runtime!r}: must be one of {', '.join(RUNTIMES)}")
         if self.model_poll_seconds <= 0:
             raise ValueError(f"model_poll_seconds={self.model_poll_seconds}: must be more than 0")
         for name in ("max_batch_size", "max_queue_size", "max_text_chars", "max_body_bytes"):

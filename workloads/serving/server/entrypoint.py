@@ -48,7 +48,8 @@ def fetch_model(uri: str, cache_dir: Path) -> Path:
 def load_classifier(config: ServerConfig) -> tuple[TextClassifier, float]:
     """The model ready to serve, and the seconds it took to fetch, load and warm up."""
     started = time.perf_counter()
-    classifier = TextClassifier.load(fetch_model(config.model_uri, Path(config.model_cache_dir)), config.device)
+    directory = fetch_model(config.model_uri, Path(config.model_cache_dir))
+    classifier = TextClassifier.load(directory, config.device, config.model_runtime)
     # The first call pays one-off costs (CUDA context, kernel selection, lazy init): here, not a client's request.
     classifier.predict(["warm-up"])
     return classifier, time.perf_counter() - started
@@ -119,10 +120,11 @@ def wait_and_load(
                 metrics.model_loaded.set(1)
                 state.model_loaded = True
                 log.info(
-                    "loaded %s from %s on %s in %.1fs",
+                    "loaded %s from %s on %s (%s) in %.1fs",
                     config.model_name,
                     config.model_uri,
                     classifier.device,
+                    classifier.runtime,
                     load_seconds,
                 )
                 return
