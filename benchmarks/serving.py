@@ -84,6 +84,9 @@ STARTUP_TIMEOUT_S = 180
 STOP_TIMEOUT_S = 30
 LIMIT_SECONDS = 4.0
 INFER_PATH = "/v2/models/model/infer"
+REQUESTS_PER_CONNECTION = 20
+"""Each connection's least share of a level: at concurrency 64, 400 requests made 14 batches, and the partial first
+and last ones cost our server up to a tenth of the level's throughput."""
 LEVEL_TIMEOUT_S = 90
 """Upper bound on one load level's wall time, whatever its request count."""
 IDLE_TIMEOUT_S = 15.0
@@ -347,7 +350,9 @@ def ratios(at: dict[tuple[str, int], float], limit: float, request_format: str) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=400, help="requests per level")
+    parser.add_argument(
+        "--requests", type=int, default=400, help=f"requests per level, at least {REQUESTS_PER_CONNECTION} a connection"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds over every level and contender; best is kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every contender (OMP_NUM_THREADS)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="our server's, and the limit's batch size")
@@ -391,8 +396,9 @@ def main() -> None:
                 print(f"round {round_number}: limit {limits[-1]:.1f} samples/s", flush=True)
                 for concurrency in CONCURRENCIES:
                     # As many at concurrency 1 as at the others: with a quarter, rounds of the same server there
-                    # differed by up to 15%, more than the gap the ratio is about.
-                    count = max(concurrency * 4, args.requests)
+                    # differed by up to 15%, more than the gap the ratio is about. At high concurrency a level
+                    # starts and ends with partial batches, as the connections ramp up and finish.
+                    count = max(concurrency * REQUESTS_PER_CONNECTION, args.requests)
                     for contender in contenders:
                         level = run_level(contender, concurrency, count)
                         levels.setdefault((contender.name, concurrency), []).append(level)

@@ -122,3 +122,17 @@ def test_a_shutdown_that_cuts_off_accepted_requests_answers_them_503_and_exits_1
     assert state.unanswered_at_shutdown == 2
     assert exit_code(server, state) == 1
     assert model.computed == ["running"]
+
+
+def test_after_loading_the_model_collections_skip_what_the_process_holds() -> None:
+    import gc
+
+    from modelplane.workloads.serving.server.entrypoint import settle_heap
+
+    held: list[list[int]] = [[] for _ in range(1000)]
+    gc.unfreeze()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() >= len(held)
+    finally:
+        gc.unfreeze()

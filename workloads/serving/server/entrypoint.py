@@ -10,6 +10,7 @@ Requests still open when the timeout runs out are answered 503, and the exit cod
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import tempfile
@@ -52,7 +53,20 @@ def load_classifier(config: ServerConfig) -> tuple[TextClassifier, float]:
     classifier = TextClassifier.load(directory, config.device, config.model_runtime)
     # The first call pays one-off costs (CUDA context, kernel selection, lazy init): here, not a client's request.
     classifier.predict(["warm-up"])
+    settle_heap()
     return classifier, time.perf_counter() - started
+
+
+def settle_heap() -> None:
+    """Keep Python's full collections off what the process holds for good.
+
+    A full collection walks every object the process holds, torch's and transformers' included: on MiniLM
+    about 250 ms, every ten seconds or so under load, with every request stalled behind it (the p99 of a load
+    test doubled). Collected once, what survives is moved to the permanent generation, which collections skip;
+    they then walk only what requests allocate.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class DrainingServer(uvicorn.Server):
