@@ -11,7 +11,9 @@ answered; tens of microseconds of CPU per request, no HTTP library). Requests go
 that speak it, in the binary tensor extension as tritonclient sends them by default (texts length-prefixed
 after the JSON header, outputs asked for in binary). On a small machine the client shares the cores with the
 server, so the table shows the CPU each one used; the client's share is CPU the server did not get. Prints
-last the ratios of modelplane's throughput to the limit, the naive server and KServe, per request format.
+last the ratios of modelplane's throughput to the limit, the naive server and KServe, per request format: each
+ratio taken between measurements of the same round, and their median over the rounds (this machine's speed
+drifts by a fifth from one round to the next, so bests from different rounds compare different machines).
 
 KServe runs from the venv `make kserve-venv` builds (its pins are not the project's).
 
@@ -27,6 +29,7 @@ import gc
 import json
 import os
 import re
+import statistics
 import struct
 import subprocess
 import sys
@@ -335,18 +338,35 @@ def best(levels: list[Level]) -> Level:
     return max(levels, key=lambda level: level.per_second)
 
 
-def ratios(at: dict[tuple[str, int], float], limit: float, request_format: str) -> str:
-    """modelplane's throughput in `request_format` over the limit, the naive server (JSON: all it speaks) and
-    KServe in the same format, at concurrency 64; and over the naive server at concurrency 1."""
-    ours = f"modelplane/{request_format}"
-    parts = [
-        f"ours/limit {at[ours, 64] / limit:.2f}",
-        f"ours/naive {at[ours, 64] / at['naive/json', 64]:.2f}",
-    ]
-    if (f"kserve/{request_format}", 64) in at:
-        parts.append(f"ours/kserve {at[ours, 64] / at[f'kserve/{request_format}', 64]:.2f}")
-    parts.append(f"at concurrency 64, ours/naive {at[ours, 1] / at['naive/json', 1]:.2f} at concurrency 1")
-    return f"{request_format}: " + ", ".join(parts)
+def round_ratios(
+    levels: dict[tuple[str, int], list[Level]], limits: list[float], request_format: str
+) -> dict[str, list[float]]:
+    """Per round, modelplane's throughput in `request_format` over the limit, the naive server (JSON: all it
+    speaks) and KServe in the same format at concurrency 64, and over the naive server at concurrency 1: each
+    ratio between measurements of the same round, minutes apart at most, as this machine's speed drifts by a
+    fifth or more from one round to the next."""
+    ours = [level.per_second for level in levels[f"modelplane/{request_format}", 64]]
+    rounds: dict[str, list[float]] = {
+        "limit": [mine / limit for mine, limit in zip(ours, limits, strict=True)],
+        "naive": [mine / theirs.per_second for mine, theirs in zip(ours, levels["naive/json", 64], strict=True)],
+    }
+    if (f"kserve/{request_format}", 64) in levels:
+        peer = levels[f"kserve/{request_format}", 64]
+        rounds["kserve"] = [mine / theirs.per_second for mine, theirs in zip(ours, peer, strict=True)]
+    at_one = zip(levels[f"modelplane/{request_format}", 1], levels["naive/json", 1], strict=True)
+    rounds["naive at 1"] = [mine.per_second / theirs.per_second for mine, theirs in at_one]
+    return rounds
+
+
+def ratios(rounds: dict[str, list[float]], request_format: str) -> str:
+    """The median of each ratio over the rounds, as the RESULT line gives it."""
+    median = {name: statistics.median(values) for name, values in rounds.items()}
+    parts = [f"ours/{name} {median[name]:.2f}" for name in ("limit", "naive", "kserve") if name in median]
+    return (
+        f"{request_format}: "
+        + ", ".join(parts)
+        + f", at concurrency 64, ours/naive {median['naive at 1']:.2f} at concurrency 1"
+    )
 
 
 def main() -> None:
@@ -354,7 +374,9 @@ def main() -> None:
     parser.add_argument(
         "--requests", type=int, default=400, help=f"requests per level, at least {REQUESTS_PER_CONNECTION} a connection"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over every level and contender; best is kept")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds over every level and contender; the table keeps each one's best"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every contender (OMP_NUM_THREADS)")
     parser.add_argument("--max-batch-size", type=int, default=32, help="our server's, and the limit's batch size")
     parser.add_argument(
@@ -446,12 +468,17 @@ def main() -> None:
         f"ceiling: limit/naive at concurrency 64 is {limit / at['naive/json', 64]:.2f}: no server running the model "
         f"as ours does ({args.model_runtime}) on the same torch threads passes it"
     )
+    per_format = {request_format: round_ratios(levels, limits, request_format) for request_format in (JSON, BINARY)}
+    for request_format, rounds in per_format.items():
+        for name, values in rounds.items():
+            print(f"{request_format} ours/{name:<11} by round: {', '.join(f'{value:.2f}' for value in values)}")
     failed = sum(level.failed for runs in levels.values() for level in runs)
     targets = ", ".join(f"{name} >= {value:g}" for name, value in TARGETS.items())
     peer = "" if not args.no_peer else "; KServe left out (--no-peer)"
     print(
-        f"RESULT: {ratios(at, limit, JSON)}; {ratios(at, limit, BINARY)} (targets: {targets}; ours runs the model "
-        f"as {args.model_runtime}, naive and KServe eager; failed requests {failed}){peer}"
+        f"RESULT: {ratios(per_format[JSON], JSON)}; {ratios(per_format[BINARY], BINARY)} (medians over "
+        f"{args.rounds} rounds of ratios within a round; targets: {targets}; ours runs the model as "
+        f"{args.model_runtime}, naive and KServe eager; failed requests {failed}){peer}"
     )
 
 
