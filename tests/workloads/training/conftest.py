@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,14 @@ def write_deepspeed_config(path: Path, zero_stage: int, micro_batch: int = 4, ac
         )
     )
     return path
+
+
+@pytest.fixture(autouse=True)
+def collections_reach_everything_again() -> Iterator[None]:
+    """A run in this process freezes its heap (`keep_collections_off_the_run`): thaw it, so one test's garbage
+    does not outlive it."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -57,6 +58,7 @@ def test_train_checkpoint_resume_and_export_in_one_process(
     }
     first = train(TrainerConfig(**settings, max_steps=4), registry=CollectorRegistry())  # type: ignore[arg-type]
     assert (first.step, first.restarts) == (4, 0)
+    assert gc.get_freeze_count() > 0, "the run moved what it holds out of the collector's reach"
     assert [c.tag for c in CheckpointStore(str(checkpoints), tmp_path).complete()] == ["step-00000002", "step-00000004"]
 
     # A crash mid-save leaves a directory without the marker: the resume must pass over it.
