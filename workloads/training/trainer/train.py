@@ -437,8 +437,9 @@ def keep_collections_off_the_run() -> None:
     the garbage collector's reach.
 
     A full collection walks every object the process holds: 150-260 ms, about every half minute, in the training
-    benchmark's process (MiniLM); and a rank stalled in it holds every peer at the next collective. Collected once, what survives is
-    moved to the permanent generation, which collections skip; they then walk only what the steps allocate.
+    benchmark's process (MiniLM); and a rank stalled in it holds every peer at the next collective. Collected
+    once, what survives is moved to the permanent generation, which collections skip; they then walk only what
+    the steps allocate.
     """
     gc.collect()
     gc.freeze()
