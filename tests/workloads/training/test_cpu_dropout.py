@@ -37,6 +37,12 @@ def test_both_halves_of_each_random_word_are_used_and_independent() -> None:
     assert abs(agreement - 0.5) < 2 * KEEP_RATE_TOLERANCE
 
 
+@pytest.mark.parametrize("probability", [1e-10, 1e-12])
+def test_a_vanishing_probability_drops_nothing(probability: float) -> None:
+    values = torch.rand(1000) + 1.0
+    assert torch.allclose(cpu_dropout.apply_dropout(values, probability, training=True), values)
+
+
 def test_an_odd_number_of_elements_gets_a_mask_of_its_shape() -> None:
     assert cpu_dropout.keep_mask((3, 5, 7), 0.5).shape == (3, 5, 7)
 

@@ -26,10 +26,14 @@ DECISION_START = -(2**31)
 
 def keep_mask(shape: torch.Size | tuple[int, ...], keep_probability: float) -> torch.Tensor:
     """A boolean mask of `shape`, each element True with probability `keep_probability` (0 < p < 1)."""
+    kept_decisions = round(keep_probability * DECISION_SPAN)
+    if kept_decisions >= DECISION_SPAN:
+        # Within 2**-33 of 1: the threshold would be one past int32's range, and wrap round to keep nothing.
+        return torch.ones(shape, dtype=torch.bool)
     count = math.prod(shape)
     words = torch.empty(-(-count // DECISIONS_PER_WORD), dtype=torch.int64).random_(WORD_RANGE_START, None)
     decisions = words.view(torch.int32)[:count].view(shape)
-    return decisions < DECISION_START + round(keep_probability * DECISION_SPAN)
+    return decisions < DECISION_START + kept_decisions
 
 
 def scaled(keep: torch.Tensor, scale: float, dtype: torch.dtype) -> torch.Tensor:
