@@ -18,7 +18,7 @@ drifts by a fifth from one round to the next, so bests from different rounds com
 KServe runs from the venv `make kserve-venv` builds (its pins are not the project's).
 
     make kserve-venv
-    .venv/bin/python -m benchmarks.serving [--requests 400] [--rounds 3] [--peer-python PYTHON | --no-peer]
+    .venv/bin/python -m benchmarks.serving [--requests 400] [--rounds 5] [--peer-python PYTHON | --no-peer]
 """
 
 from __future__ import annotations

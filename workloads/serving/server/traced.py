@@ -40,8 +40,8 @@ def probes(max_length: int) -> list[list[str]]:
 
 
 def logits_of(output: Any) -> torch.Tensor:
-    """The logits of a model's output: a ModelOutput, the dict a traced model returns, or a tuple."""
-    if isinstance(output, dict) or hasattr(output, "logits"):
+    """The logits of a model's output: a ModelOutput (a dict), the dict a traced model returns, or a tuple."""
+    if isinstance(output, dict):
         logits: torch.Tensor = output["logits"]
         return logits
     first: torch.Tensor = output[0]

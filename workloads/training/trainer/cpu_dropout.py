@@ -70,7 +70,7 @@ def apply_dropout(values: torch.Tensor, probability: float, training: bool) -> t
 
 
 class CpuDropout(torch.nn.Dropout):
-    """`torch.nn.Dropout` with this module's masks (it never works in place: the mask is applied in one pass)."""
+    """`torch.nn.Dropout` with this module's masks; it ignores `inplace`, since the mask is applied by a product."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return apply_dropout(input, self.p, self.training)
